@@ -1,0 +1,1 @@
+"""Cloud PBX routing: the Python that Kamailio's app_python3 loads (kemi/handler.py)."""

@@ -1,0 +1,179 @@
+"""The thin KSR adapter: reads the request, asks the decision core, applies the result.
+
+Only this module calls KSR (the object is passed in, so tests drive it with a fake).
+"""
+
+from __future__ import annotations
+
+import time
+
+from cachetools import TTLCache
+
+from .config import Config
+from .decision import (NOBODY_REACHABLE, Authenticate, Call, Register, Reply, Ring, auth_verdict,
+                       check_sim, decide)
+from .directory import Directory
+from .phone import uri_user
+
+# Shared with kamailio.cfg (tests/test_wiring.py checks both sides).
+FAILURE_ROUTE_HUNT = "HUNT"
+HUNT_AVP = "$avp(hunt)"
+LOCATION_TABLE = "location"
+# Identity headers a caller may not choose for itself (RFC 3325 trust domain).
+IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID")
+
+
+class Router:
+    """The object app_python3 calls: one instance per Kamailio process."""
+
+    def __init__(self, ksr, config: Config, directory: Directory, clock=time.monotonic):
+        self.ksr = ksr
+        self.config = config
+        self.directory = directory
+        # One refusal log line per source per second: a scanner cannot flood the log.
+        self._refusal_log = TTLCache(maxsize=4096, ttl=1.0, timer=clock)
+
+    # -- entry points (names used by kamailio.cfg python_exec) ---------------------
+
+    def child_init(self, rank: int) -> int:
+        return 0
+
+    def route_initial(self, msg, *_args) -> int:
+        """Initial out-of-dialog request: authenticate, decide, apply."""
+        try:
+            call = self._read_call()
+            decision = decide(call, self.directory, self.config.region)
+            if isinstance(decision, Authenticate):
+                sim = self._authenticate(call)
+                if sim is None:
+                    return 1
+                call = Call(**{**call.__dict__, "sim": sim})
+                decision = decide(call, self.directory, self.config.region)
+            self._apply(call, decision)
+        except Exception as exc:  # never leave the client retransmitting into silence
+            self._crash("route_initial", exc)
+        return 1
+
+    def hunt_next(self, msg, *_args) -> int:
+        """Failure route: the SIM did not answer; ring the next one or give up."""
+        try:
+            remaining = tuple(u for u in (self.ksr.pv.get(HUNT_AVP) or "").split(",") if u)
+            if not self._ring_first_registered(remaining):
+                self.ksr.tm.t_reply(NOBODY_REACHABLE.code, NOBODY_REACHABLE.reason)
+        except Exception as exc:
+            self._crash("hunt_next", exc, stateful=True)
+        return 1
+
+    # -- reading -------------------------------------------------------------------
+
+    def _read_call(self) -> Call:
+        get = self.ksr.pv.get
+        pai = get("$ai")
+        return Call(
+            method=get("$rm"),
+            source_ip=get("$si"),
+            ruri_user=get("$rU"),
+            from_user=get("$fU"),
+            pai_user=uri_user(pai) if pai else None,
+            diversion=get("$(hdr(Diversion)[*])"),
+            history_info=get("$(hdr(History-Info)[*])"),
+        )
+
+    # -- authentication --------------------------------------------------------------
+
+    def _authenticate(self, call: Call):
+        ksr = self.ksr
+        user = ksr.pv.get("$au")
+        if not user:
+            ksr.auth.auth_challenge(self.config.realm, 1)
+            return None
+        sim = self.directory.sim(user)
+        refusal = check_sim(sim)
+        if refusal is not None:
+            self._refuse(call, refusal, claimed=user)
+            return None
+        # HA1 from the routing data (flags 1); checks 1: auth user must be the From/To user.
+        verdict = auth_verdict(ksr.auth.pv_auth_check(self.config.realm, sim.ha1, 1, 1))
+        if verdict is None:
+            ksr.auth.consume_credentials()
+            return sim
+        if isinstance(verdict, Authenticate):
+            ksr.auth.auth_challenge(self.config.realm, 1)
+        else:
+            self._refuse(call, verdict, claimed=user)
+        return None
+
+    # -- applying ----------------------------------------------------------------------
+
+    def _apply(self, call: Call, decision) -> None:
+        if isinstance(decision, Ring):
+            self._ring(decision)
+        elif isinstance(decision, Register):
+            if self.ksr.registrar.save(LOCATION_TABLE, 0) < 0:
+                self.ksr.sl.sl_reply_error()
+        elif isinstance(decision, Reply):
+            if decision.code >= 300:
+                self._refuse(call, decision)
+            else:
+                self.ksr.sl.send_reply(decision.code, decision.reason)
+        else:
+            raise TypeError(f"unknown decision {decision!r}")
+
+    def _ring(self, ring: Ring) -> None:
+        ksr = self.ksr
+        host = ksr.pv.get("$fd")
+        ksr.rr.record_route()
+        # uac restores the original From on every in-dialog request (Record-Route param).
+        ksr.uac.uac_replace_from(_quoted(ring.display), f"sip:{ring.caller}@{host}")
+        for name in IDENTITY_HEADERS:
+            ksr.hdr.remove(name)
+        if ring.pai:
+            ksr.hdr.append(f"P-Asserted-Identity: <sip:{ring.pai}@{host}>\r\n")
+        if not self._ring_first_registered(ring.targets):
+            ksr.sl.send_reply(NOBODY_REACHABLE.code, NOBODY_REACHABLE.reason)
+
+    def _ring_first_registered(self, targets: tuple[str, ...]) -> bool:
+        """Relay to the first target with a registered contact; remember the rest."""
+        ksr = self.ksr
+        for i, user in enumerate(targets):
+            if ksr.registrar.lookup_uri(LOCATION_TABLE, f"sip:{user}@{self.config.realm}") < 0:
+                continue
+            ksr.pv.sets(HUNT_AVP, ",".join(targets[i + 1:]))
+            ksr.tm.t_on_failure(FAILURE_ROUTE_HUNT)
+            ksr.tm.t_set_fr(self.config.ring_ms, self.config.no_answer_ms)
+            if ksr.tm.t_relay() > 0:
+                return True
+        return False
+
+    # -- refusals and errors ------------------------------------------------------------
+
+    def _refuse(self, call: Call, reply: Reply, claimed: str | None = None) -> None:
+        self.ksr.sl.send_reply(reply.code, reply.reason)
+        source = call.source_ip
+        suppressed = self._refusal_log.get(source)
+        if suppressed is None:
+            self._refusal_log[source] = 0
+            self.ksr.notice(
+                f"refused source={source} method={call.method} from={claimed or call.from_user}"
+                f" to={call.ruri_user} code={reply.code} reason=\"{reply.reason}\"\n")
+        else:
+            self._refusal_log[source] = suppressed + 1
+
+    def _crash(self, where: str, exc: Exception, stateful: bool = False) -> None:
+        ksr = self.ksr
+        try:
+            call_id = ksr.pv.get("$ci")
+        except Exception:
+            call_id = "?"
+        ksr.err(f"{where} failed call_id={call_id}: {type(exc).__name__}: {exc}\n")
+        try:
+            if stateful:
+                ksr.tm.t_reply(500, "Server Internal Error")
+            else:
+                ksr.sl.send_reply(500, "Server Internal Error")
+        except Exception:
+            pass
+
+
+def _quoted(display: str) -> str:
+    return '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,81 @@
+"""The one configuration: built once from PBX_* environment variables, defaults documented here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable; the message names the key and the value."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # SIP: where the proxy listens and the digest realm the SIMs authenticate in.
+    sip_addr: str = "127.0.0.1"
+    sip_port: int = 5060
+    realm: str = "pbx.local"
+    children: int = 4  # SIP worker processes (UDP)
+    log_level: int = 2  # Kamailio debug level: 1 notice, 2 info, 3 debug
+    # Where the private PostgreSQL cluster and Kamailio's runtime files live.
+    state_dir: str = "/var/tmp/cloud-pbx"
+    pg_port: int = 55432
+    # libpq DSN; empty means the private cluster above (Unix socket in state_dir/run).
+    dsn: str = ""
+    db_timeout_ms: int = 500  # connect and statement timeout per query
+    # Routing data caches (per worker): how long an entry is trusted, how many entries.
+    cache_ttl_s: float = 5.0
+    cache_size: int = 10000
+    # Hunting: a SIM that sends nothing for no_answer_ms, or rings past ring_ms, is
+    # skipped for the next manager (tm fr_timer / fr_inv_timer per branch).
+    no_answer_ms: int = 3000
+    ring_ms: int = 20000
+    # Numbers without a country code are read in this region (phonenumbers).
+    region: str = "RU"
+
+    @property
+    def pg_socket_dir(self) -> str:
+        return str(Path(self.state_dir) / "run")
+
+    @property
+    def database_dsn(self) -> str:
+        if self.dsn:
+            return self.dsn
+        return f"host={self.pg_socket_dir} port={self.pg_port} dbname=pbx user=postgres"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Config":
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            key = "PBX_" + f.name.upper()
+            raw = environ.get(key)
+            if raw is None:
+                continue
+            kind = type(f.default)
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                raise ConfigError(f"{key}={raw!r}: expected {kind.__name__}") from None
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for key, low, high in (("sip_port", 1, 65535), ("pg_port", 1, 65535),
+                               ("children", 1, 64), ("cache_size", 1, 10**8),
+                               ("no_answer_ms", 100, 600000), ("ring_ms", 100, 3600000),
+                               ("db_timeout_ms", 10, 60000)):
+            value = getattr(self, key)
+            if not low <= value <= high:
+                raise ConfigError(f"PBX_{key.upper()}={value!r}: must be within {low}..{high}")
+        if self.cache_ttl_s <= 0:
+            raise ConfigError(f"PBX_CACHE_TTL_S={self.cache_ttl_s!r}: must be positive")
+
+    def environ(self) -> dict[str, str]:
+        """The PBX_* variables that reproduce this config in a child process."""
+        return {"PBX_" + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}

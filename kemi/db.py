@@ -1,0 +1,140 @@
+"""The one module that talks to PostgreSQL: named queries from sql/, migrations, lazy per-process connections."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+class DatabaseError(Exception):
+    """The database could not answer; the message says which DSN and why."""
+
+
+def _load_queries() -> dict[str, str]:
+    return {p.stem: p.read_text() for p in sorted((SQL_DIR / "queries").glob("*.sql"))}
+
+
+QUERIES = _load_queries()
+
+
+class Database:
+    """A connection opened lazily in the process that uses it.
+
+    Kamailio forks its workers after loading Python: a connection inherited across
+    fork would be shared by several processes and corrupt, so the owner's PID is
+    checked and a forked child opens its own.
+    """
+
+    def __init__(self, dsn: str, timeout_ms: int = 500, application: str = "cloud-pbx"):
+        self.dsn = dsn
+        self.timeout_ms = timeout_ms
+        self.application = application
+        self._conn = None
+        self._pid = None
+
+    def _connection(self):
+        if self._conn is None or self._pid != os.getpid() or self._conn.closed:
+            try:
+                self._conn = psycopg2.connect(
+                    self.dsn,
+                    connect_timeout=max(1, round(self.timeout_ms / 1000)),
+                    application_name=self.application,
+                    options=f"-c statement_timeout={self.timeout_ms}",
+                )
+            except psycopg2.Error as exc:
+                self._conn = None
+                raise DatabaseError(f"cannot connect to {self.dsn!r}: {_first_line(exc)}") from exc
+            self._conn.autocommit = True
+            self._pid = os.getpid()
+        return self._conn
+
+    def query(self, name: str, **params) -> list[dict]:
+        """Rows of the named query in sql/queries/, as dicts."""
+        sql = QUERIES[name]
+        try:
+            with self._connection().cursor() as cur:
+                cur.execute(sql, params)
+                columns = [c.name for c in cur.description]
+                return [dict(zip(columns, row)) for row in cur.fetchall()]
+        except psycopg2.Error as exc:
+            self.close()
+            raise DatabaseError(f"query {name} on {self.dsn!r}: {_first_line(exc)}") from exc
+
+    def close(self) -> None:
+        if self._conn is not None and self._pid == os.getpid():
+            try:
+                self._conn.close()
+            except psycopg2.Error:
+                pass
+        self._conn = None
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def migrations() -> list[tuple[int, Path]]:
+    found = []
+    for path in sorted((SQL_DIR / "migrations").glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise DatabaseError(f"{path}: migration files are named NNN_name.sql")
+        found.append((int(match.group(1)), path))
+    return found
+
+
+def migrate(dsn: str) -> list[str]:
+    """Apply each migration not yet recorded in schema_version, each in its own transaction."""
+    applied = []
+    try:
+        conn = psycopg2.connect(dsn, application_name="cloud-pbx-migrate")
+    except psycopg2.Error as exc:
+        raise DatabaseError(f"cannot connect to {dsn!r}: {_first_line(exc)}") from exc
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version ("
+                        " version integer PRIMARY KEY, name text NOT NULL,"
+                        " applied_at timestamptz NOT NULL DEFAULT now())")
+        for version, path in migrations():
+            with conn, conn.cursor() as cur:
+                # One migrator at a time; a second one waits, then sees the version done.
+                cur.execute("SELECT pg_advisory_xact_lock(4711)")
+                cur.execute("SELECT 1 FROM schema_version WHERE version = %s", (version,))
+                if cur.fetchone():
+                    continue
+                cur.execute(path.read_text())
+                cur.execute("INSERT INTO schema_version (version, name) VALUES (%s, %s)",
+                            (version, path.name))
+                applied.append(path.name)
+    except psycopg2.Error as exc:
+        raise DatabaseError(f"migration on {dsn!r}: {_first_line(exc)}") from exc
+    finally:
+        conn.close()
+    return applied
+
+
+def run_script(dsn: str, path: Path, settings: dict[str, str] | None = None) -> None:
+    """Run one SQL file in a single transaction (demo and test data).
+
+    settings become transaction-local parameters the script reads with current_setting().
+    """
+    try:
+        conn = psycopg2.connect(dsn, application_name="cloud-pbx-load")
+    except psycopg2.Error as exc:
+        raise DatabaseError(f"cannot connect to {dsn!r}: {_first_line(exc)}") from exc
+    try:
+        with conn, conn.cursor() as cur:
+            for key, value in (settings or {}).items():
+                cur.execute("SELECT set_config(%s, %s, true)", (key, value))
+            cur.execute(path.read_text())
+    except psycopg2.Error as exc:
+        raise DatabaseError(f"{path.name} on {dsn!r}: {_first_line(exc)}") from exc
+    finally:
+        conn.close()

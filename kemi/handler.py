@@ -1,0 +1,27 @@
+"""Entry point loaded by app_python3: builds one Router per Kamailio process."""
+
+import os
+import sys
+
+# app_python3 puts this file's folder on sys.path, where kemi's modules would shadow
+# the standard library's; the package is imported from the project root instead.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(_HERE)
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import KSR  # noqa: E402  (provided by app_python3)
+
+from kemi.adapter import Router  # noqa: E402
+from kemi.config import Config  # noqa: E402
+from kemi.db import Database  # noqa: E402
+from kemi.directory import Directory  # noqa: E402
+
+
+def mod_init():
+    # Runs in the main process before the workers fork: no connection is opened here
+    # (kemi.db opens one lazily in each process that queries).
+    config = Config.from_env()
+    db = Database(config.database_dsn, config.db_timeout_ms)
+    return Router(KSR, config, Directory(db, config.cache_ttl_s, config.cache_size))

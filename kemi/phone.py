@@ -1,0 +1,87 @@
+"""Phone numbers as carriers and handsets write them, to E.164, with phonenumbers."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import phonenumbers
+
+# Characters people and carriers put between digits; never part of the number.
+_SEPARATORS = re.compile(r"[\s\-().]")
+_DIALABLE = re.compile(r"^\+?[0-9]{3,20}$")
+# The user part of a sip:/sips:/tel: URI, inside <> or bare.
+_URI_USER = re.compile(r"(?:sips?:|tel:)([^@;>?]+)", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=65536)
+def to_e164(raw: str | None, region: str = "RU") -> str | None:
+    """E.164 form of a dialled or presented number, None when it is not a phone number.
+
+    >>> to_e164("8 (862) 555-12-34")
+    '+78625551234'
+    >>> to_e164("anonymous") is None
+    True
+    """
+    if not raw:
+        return None
+    digits = _SEPARATORS.sub("", raw)
+    if not _DIALABLE.match(digits):
+        return None
+    try:
+        number = phonenumbers.parse(digits, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def split_values(header: str | None) -> list[str]:
+    """Comma-separated header values, commas inside quotes or <> kept.
+
+    >>> split_values('"A, B" <sip:1@h>;reason=x, <tel:+2>')
+    ['"A, B" <sip:1@h>;reason=x', '<tel:+2>']
+    """
+    if not header:
+        return []
+    values, start, depth, quoted = [], 0, 0, False
+    for i, ch in enumerate(header):
+        if ch == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            values.append(header[start:i].strip())
+            start = i + 1
+    values.append(header[start:].strip())
+    return [v for v in values if v]
+
+
+def uri_user(value: str) -> str | None:
+    """The user part of the first sip:/tel: URI in a header value.
+
+    >>> uri_user('<sip:+79181234567@carrier.example;user=phone>;reason=unconditional')
+    '+79181234567'
+    """
+    match = _URI_USER.search(value)
+    return match.group(1) if match else None
+
+
+def original_called(diversion: str | None, history_info: str | None) -> str | None:
+    """The number the client first dialled when a carrier forwarded the call.
+
+    History-Info lists targets oldest first (RFC 7044), Diversion newest first
+    (RFC 5806): the original is the first History-Info entry, else the last Diversion.
+    """
+    entries = split_values(history_info)
+    if entries:
+        return uri_user(entries[0])
+    entries = split_values(diversion)
+    if entries:
+        return uri_user(entries[-1])
+    return None

@@ -1,0 +1,230 @@
+"""Start and stop the project's own processes: a private PostgreSQL cluster and Kamailio.
+
+`python3 -m kemi.stack run` is `make run`: database, schema, demo data, then the proxy in
+the foreground until Ctrl-C. Tests use the same classes, so what CI runs is what users run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from . import db
+from .config import ROOT, Config, ConfigError
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+KAMAILIO = shutil.which("kamailio", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/kamailio"
+KAMCMD = shutil.which("kamcmd", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/kamcmd"
+DEMO_SQL = ROOT / "sql" / "demo.sql"
+
+
+class StackError(RuntimeError):
+    """A process of the stack could not start; the message says which and why."""
+
+
+def _run(cmd: list[str], what: str, user: str | None = None) -> str:
+    if user:
+        cmd = ["runuser", "-u", user, "--"] + cmd
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise StackError(f"{what} failed ({' '.join(cmd)}):\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+class PostgresCluster:
+    """A PostgreSQL 15 cluster private to the project, run as the postgres user."""
+
+    def __init__(self, state_dir: str | Path, port: int, durable: bool = True):
+        self.state_dir = Path(state_dir)
+        self.data = self.state_dir / "pgdata"
+        self.socket_dir = self.state_dir / "run"
+        self.log = self.state_dir / "postgres.log"
+        self.port = port
+        self.durable = durable
+
+    @property
+    def dsn(self) -> str:
+        return f"host={self.socket_dir} port={self.port} dbname=pbx user=postgres"
+
+    @property
+    def pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _prepare_dirs(self) -> None:
+        # The postgres user must traverse every parent of the data and socket folders.
+        for parent in self.state_dir.resolve().parents:
+            if parent.exists() and not os.stat(parent).st_mode & 0o001:
+                raise StackError(f"{parent} is not traversable by the postgres user (mode "
+                                 f"{oct(os.stat(parent).st_mode & 0o777)}); choose another "
+                                 f"PBX_STATE_DIR")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o755)
+        owner = pwd.getpwnam("postgres")
+        for folder in (self.data, self.socket_dir):
+            folder.mkdir(exist_ok=True)
+            os.chown(folder, owner.pw_uid, owner.pw_gid)
+        os.chmod(self.data, 0o700)
+        self.log.touch()
+        os.chown(self.log, owner.pw_uid, owner.pw_gid)
+
+    def start(self) -> None:
+        self._prepare_dirs()
+        if not (self.data / "PG_VERSION").exists():
+            _run([str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                  "-E", "UTF8", "--no-locale"], "initdb", user="postgres")
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+        if not self.durable:  # throwaway test clusters: no fsync
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        _run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
+              "-w", "-t", "60", "start"], f"PostgreSQL start (log {self.log})", user="postgres")
+        exists = _run(["psql", "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres",
+                       "-Atc", "SELECT 1 FROM pg_database WHERE datname = 'pbx'"], "psql")
+        if exists.strip() != "1":
+            _run(["createdb", "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres",
+                  "pbx"], "createdb")
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            _run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
+                 "PostgreSQL stop", user="postgres")
+
+
+def prepare_database(dsn: str, realm: str, demo: bool = True) -> None:
+    """Apply migrations; load the demo data into an empty database."""
+    db.migrate(dsn)
+    if demo and not db.Database(dsn).query("company_count")[0]["n"]:
+        db.run_script(dsn, DEMO_SQL, {"pbx.realm": realm})
+
+
+def sip_ping(host: str, port: int, timeout: float = 0.5, source: str = "127.0.0.1") -> int | None:
+    """Status code of an OPTIONS sent to the proxy itself, None when nothing answered."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.settimeout(timeout)
+        lport = sock.getsockname()[1]
+        tag = uuid.uuid4().hex[:12]
+        msg = (f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP {source}:{lport};branch=z9hG4bK{tag};rport\r\n"
+               f"Max-Forwards: 70\r\nFrom: <sip:ping@{source}>;tag={tag}\r\n"
+               f"To: <sip:{host}:{port}>\r\nCall-ID: ping-{tag}\r\nCSeq: 1 OPTIONS\r\n"
+               f"Content-Length: 0\r\n\r\n")
+        sock.sendto(msg.encode(), (host, port))
+        try:
+            data, _ = sock.recvfrom(65535)
+        except OSError:
+            return None
+    parts = data.split(b" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+class Kamailio:
+    """Kamailio in the foreground (-DD -E) with every runtime path under run_dir."""
+
+    def __init__(self, config: Config, run_dir: str | Path, log_path: str | Path | None = None,
+                 cfg: Path = ROOT / "kamailio.cfg"):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.log_path = Path(log_path) if log_path else None
+        self.cfg = cfg
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        c = self.config
+        return [KAMAILIO, "-f", str(self.cfg), "-DD", "-E", "-Y", str(self.run_dir),
+                "-m", "1024", "-M", "32",
+                "-A", f"LISTEN=udp:{c.sip_addr}:{c.sip_port}",
+                "-A", f"CHILDREN={c.children}",
+                "-A", f"LOGLEVEL={c.log_level}",
+                "-A", f'HANDLER="{ROOT / "kemi" / "handler.py"}"']
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+               "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8", **self.config.environ()}
+        stderr = open(self.log_path, "ab") if self.log_path else None
+        self.process = subprocess.Popen(self.command(), env=env, stdin=subprocess.DEVNULL,
+                                        stdout=stderr, stderr=stderr)
+        if stderr:
+            stderr.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise StackError(f"Kamailio exited with {self.process.returncode} at start"
+                                 + (f"; see {self.log_path}" if self.log_path else ""))
+            if sip_ping(self.config.sip_addr, self.config.sip_port, timeout=0.2) == 200:
+                return
+        self.stop()
+        raise StackError(f"Kamailio did not answer OPTIONS on {self.config.sip_addr}:"
+                         f"{self.config.sip_port} within {timeout:.0f} s")
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def rpc(self, *args: str) -> str:
+        return _run([KAMCMD, "-s", f"unix:{self.run_dir / 'kamailio_ctl'}", *args],
+                    f"kamcmd {' '.join(args)}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def wait(self) -> int:
+        return self.process.wait() if self.process else 0
+
+
+def run(config: Config) -> int:
+    """`make run`: the proxy with demo data until Ctrl-C; stops exactly what it started."""
+    cluster = PostgresCluster(config.state_dir, config.pg_port)
+    proxy = Kamailio(config, Path(config.state_dir) / "kamailio")
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        print(f"cloud-pbx: PostgreSQL on {cluster.socket_dir} port {cluster.port}", flush=True)
+        cluster.start()
+        prepare_database(config.database_dsn, config.realm)
+        print(f"cloud-pbx: Kamailio on udp:{config.sip_addr}:{config.sip_port} "
+              f"(Ctrl-C stops)", flush=True)
+        proxy.start()
+        return proxy.wait()
+    except KeyboardInterrupt:
+        return 0
+    except (StackError, db.DatabaseError, ConfigError) as exc:
+        print(f"cloud-pbx: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        proxy.stop()
+        cluster.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m kemi.stack", description=__doc__)
+    parser.add_argument("command", choices=["run"])
+    parser.parse_args(argv)
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        print(f"cloud-pbx: {exc}", file=sys.stderr)
+        return 2
+    return run(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

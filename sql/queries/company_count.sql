@@ -1,0 +1,2 @@
+-- Number of companies: an empty database gets the demo data.
+SELECT count(*) AS n FROM company
