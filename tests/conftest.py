@@ -1,0 +1,107 @@
+"""Fixtures: a private PostgreSQL and a real Kamailio for the session, SIPp far ends per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from kemi import db
+from kemi.config import ROOT, Config
+from kemi.stack import Kamailio, PostgresCluster, prepare_database
+
+from .sipp import Sipp
+
+# Distinct loopback addresses for distinct roles: "trusted because of its source
+# address" is then really tested.
+PROXY_IP = "127.0.0.1"
+SIM_IP = "127.0.0.1"
+TRUNK_IP = "127.0.0.2"  # kuban-telecom (E.164)
+UNTRUSTED_IP = "127.0.0.3"
+NATIONAL_TRUNK_IP = "127.0.0.4"  # south-link (8XXXXXXXXXX)
+PROXY_PORT = 15060
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def demo_password(sim: str) -> str:
+    """sql/demo.sql: the password of a demo SIM."""
+    return "demo-" + sim.lstrip("+")
+
+
+@dataclass
+class Stack:
+    config: Config
+    cluster: PostgresCluster
+    proxy: Kamailio
+    log: Path
+
+    @property
+    def remote(self) -> str:
+        return f"{self.config.sip_addr}:{self.config.sip_port}"
+
+    @property
+    def dsn(self) -> str:
+        return self.cluster.dsn
+
+
+@pytest.fixture(scope="session")
+def stack():
+    state = Path(tempfile.mkdtemp(prefix="cloud-pbx-test-"))
+    os.chmod(state, 0o755)
+    config = replace(Config(), state_dir=str(state), sip_port=PROXY_PORT, pg_port=free_port(),
+                     children=4, no_answer_ms=1000, ring_ms=2000, cache_ttl_s=1.0)
+    cluster = PostgresCluster(state, config.pg_port, durable=False)
+    proxy = Kamailio(config, state / "kamailio", log_path=state / "kamailio.log")
+    try:
+        cluster.start()
+        prepare_database(cluster.dsn, config.realm)
+        db.run_script(cluster.dsn, ROOT / "tests" / "data.sql")
+        proxy.start()
+        yield Stack(config, cluster, proxy, state / "kamailio.log")
+    finally:
+        proxy.stop()
+        cluster.stop()
+        if os.environ.get("PBX_KEEP_TEST_STATE"):
+            print(f"test state kept in {state}")
+        else:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def sipp(stack, tmp_path):
+    """Factory of SIPp far ends aimed at the proxy; stops any still running at the end."""
+    started: list[Sipp] = []
+
+    def make(flow: str, name: str, **kwargs) -> Sipp:
+        far_end = Sipp(flow, name, tmp_path, remote=stack.remote, **kwargs)
+        started.append(far_end)
+        return far_end
+
+    yield make
+    for far_end in started:
+        far_end.stop()
+
+
+@pytest.fixture
+def register(stack, sipp):
+    """register(sim, port): the SIM registers from 127.0.0.1:port; unregistered after the test."""
+    registered: list[str] = []
+
+    def do(sim: str, port: int) -> None:
+        sipp("register", "uac.xml", local_ip=SIM_IP, local_port=port, service=sim,
+             auth=(sim, demo_password(sim)), keys={"realm": stack.config.realm}).run()
+        registered.append(sim)
+
+    yield do
+    for sim in registered:
+        stack.proxy.rpc("ul.rm", "location", sim)

@@ -1,0 +1,146 @@
+"""SIPp runner for the call-flow tests: renders a scenario's header checks, runs it with known PID."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kemi.config import ROOT
+
+SIPP = "/usr/bin/sipp"
+SIPP_DIR = ROOT / "sipp"
+CHECKS_MARK = "<!--CHECKS-->"
+
+# SIPp's exit codes (sipp(1)).
+EXIT_CODES = {0: "all calls succeeded", 1: "at least one call failed",
+              97: "exit on internal command", 99: "normal exit without calls processed",
+              253: "fatal error binding a socket", 254: "fatal error binding a socket",
+              255: "fatal error"}
+
+
+@dataclass(frozen=True)
+class Check:
+    """A header assertion made by SIPp on a received request: the call fails if it does not hold."""
+
+    header: str  # e.g. "From"
+    regexp: str  # POSIX extended regex; use literal() for data
+    present: bool = True  # False: the call fails when the header matches
+
+    def ereg(self, var: str) -> str:
+        mode = 'check_it="true"' if self.present else 'check_it_inverse="true"'
+        return (f'<ereg regexp="{_xml_attr(self.regexp)}" search_in="hdr" '
+                f'header="{self.header}:" {mode} assign_to="{var}"/>')
+
+
+def literal(text: str) -> str:
+    """text as a regex that matches itself (E.164 '+' and friends escaped)."""
+    return re.sub(r"([][.^$*+?(){}|\\])", r"\\\1", text)
+
+
+def _xml_attr(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render(flow: str, name: str, out_dir: Path, checks: tuple[Check, ...] = ()) -> Path:
+    """The scenario sipp/<flow>/<name> with its CHECKS mark replaced by the given checks."""
+    text = (SIPP_DIR / flow / name).read_text()
+    if checks:
+        if CHECKS_MARK not in text:
+            raise ValueError(f"sipp/{flow}/{name} has no {CHECKS_MARK} for header checks")
+        names = [f"check{i}" for i in range(len(checks))]
+        block = "\n      ".join(c.ereg(v) for c, v in zip(checks, names))
+        text = text.replace(CHECKS_MARK, block)
+        text = text.replace("</scenario>", f'  <Reference variables="{",".join(names)}"/>\n</scenario>')
+    out = out_dir / f"{flow}-{name}"
+    out.write_text(text)
+    return out
+
+
+def udp_bound(ip: str, port: int) -> bool:
+    """Whether a UDP socket is bound to ip:port (from /proc/net/udp)."""
+    octets = ip.split(".")
+    want = "".join(f"{int(o):02X}" for o in reversed(octets)) + f":{port:04X}"
+    with open("/proc/net/udp") as f:
+        return any(line.split()[1] == want for line in f.readlines()[1:])
+
+
+class Sipp:
+    """One SIPp process playing one side of one call flow."""
+
+    def __init__(self, flow: str, name: str, work_dir: Path, *, remote: str, local_ip: str,
+                 local_port: int = 0, keys: dict[str, str] | None = None,
+                 checks: tuple[Check, ...] = (), service: str | None = None,
+                 auth: tuple[str, str] | None = None, calls: int = 1, timeout_s: int = 20):
+        self.label = f"{flow}/{name}@{local_ip}:{local_port or 'any'}"
+        self.work_dir = work_dir
+        self.local_ip, self.local_port = local_ip, local_port
+        scenario = render(flow, name, work_dir, checks)
+        stem = f"{flow}-{Path(name).stem}-{local_ip}-{local_port}-{time.monotonic_ns()}"
+        self.error_file = work_dir / f"{stem}.errors.log"
+        self.screen_file = work_dir / f"{stem}.screen.log"
+        self.message_file = work_dir / f"{stem}.messages.log"
+        self.args = [SIPP, "-sf", str(scenario), "-i", local_ip, "-m", str(calls), "-nostdin",
+                     "-timeout", f"{timeout_s}s", "-timeout_error", "-recv_timeout", "15000",
+                     "-trace_err", "-error_file", str(self.error_file),
+                     "-trace_screen", "-screen_file", str(self.screen_file),
+                     "-trace_msg", "-message_file", str(self.message_file)]
+        if local_port:
+            self.args += ["-p", str(local_port)]
+        if service:
+            self.args += ["-s", service]
+        if auth:
+            self.args += ["-au", auth[0], "-ap", auth[1]]
+        for key, value in (keys or {}).items():
+            self.args += ["-key", key, value]
+        self.args.append(remote)
+        self.process: subprocess.Popen | None = None
+
+    def start(self, ready_timeout: float = 5.0) -> "Sipp":
+        self.process = subprocess.Popen(self.args, cwd=self.work_dir, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if self.local_port:  # a far end is ready once its port is bound
+            deadline = time.monotonic() + ready_timeout
+            while not udp_bound(self.local_ip, self.local_port):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"SIPp {self.label} did not bind: {self.report()}")
+                time.sleep(0.01)
+        return self
+
+    def wait(self, timeout: float = 30.0) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"SIPp {self.label} still running after {timeout} s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def report(self) -> str:
+        rc = self.process.poll() if self.process else None
+        parts = [f"exit {rc} ({EXIT_CODES.get(rc, '?')})"]
+        if self.process and self.process.stderr and rc is not None:
+            parts.append(self.process.stderr.read().decode(errors="replace")[-2000:])
+        for path in (self.error_file, self.message_file):
+            if path.exists():
+                parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}")
+        return "\n".join(parts)
+
+    def run(self, timeout: float = 30.0) -> "Sipp":
+        """Start, wait, and assert that every call of the scenario succeeded."""
+        self.start()
+        return self.succeeded(timeout)
+
+    def succeeded(self, timeout: float = 30.0) -> "Sipp":
+        rc = self.wait(timeout)
+        assert rc == 0, f"SIPp {self.label}: {self.report()}"
+        return self
