@@ -104,4 +104,4 @@ def register(stack, sipp):
 
     yield do
     for sim in registered:
-        stack.proxy.rpc("ul.rm", "location", sim)
+        stack.proxy.rpc("ul.rm", "location", "s:" + sim)  # s: keeps kamcmd from reading a number

@@ -44,9 +44,15 @@ def _xml_attr(text: str) -> str:
     return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render(flow: str, name: str, out_dir: Path, checks: tuple[Check, ...] = ()) -> Path:
-    """The scenario sipp/<flow>/<name> with its CHECKS mark replaced by the given checks."""
+def render(flow: str, name: str, out_dir: Path, checks: tuple[Check, ...] = (),
+           values: dict[str, str] | None = None) -> Path:
+    """The scenario sipp/<flow>/<name> with its CHECKS mark replaced by the given checks
+    and each {{NAME}} by values[NAME] (SIPp takes no keywords inside XML attributes)."""
     text = (SIPP_DIR / flow / name).read_text()
+    for key, value in (values or {}).items():
+        text = text.replace("{{" + key + "}}", _xml_attr(value))
+    if "{{" in text:
+        raise ValueError(f"sipp/{flow}/{name}: unfilled {re.findall(r'{{[A-Z_]+}}', text)}")
     if checks:
         if CHECKS_MARK not in text:
             raise ValueError(f"sipp/{flow}/{name} has no {CHECKS_MARK} for header checks")
@@ -72,12 +78,13 @@ class Sipp:
 
     def __init__(self, flow: str, name: str, work_dir: Path, *, remote: str, local_ip: str,
                  local_port: int = 0, keys: dict[str, str] | None = None,
-                 checks: tuple[Check, ...] = (), service: str | None = None,
+                 checks: tuple[Check, ...] = (), values: dict[str, str] | None = None,
+                 service: str | None = None,
                  auth: tuple[str, str] | None = None, calls: int = 1, timeout_s: int = 20):
         self.label = f"{flow}/{name}@{local_ip}:{local_port or 'any'}"
         self.work_dir = work_dir
         self.local_ip, self.local_port = local_ip, local_port
-        scenario = render(flow, name, work_dir, checks)
+        scenario = render(flow, name, work_dir, checks, values)
         stem = f"{flow}-{Path(name).stem}-{local_ip}-{local_port}-{time.monotonic_ns()}"
         self.error_file = work_dir / f"{stem}.errors.log"
         self.screen_file = work_dir / f"{stem}.screen.log"
@@ -144,3 +151,25 @@ class Sipp:
         rc = self.wait(timeout)
         assert rc == 0, f"SIPp {self.label}: {self.report()}"
         return self
+
+
+class SilentPeer:
+    """A bound UDP port that answers nothing and records what reached it."""
+
+    def __init__(self, ip: str, port: int):
+        import socket
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, port))
+        self.sock.setblocking(False)
+
+    def received(self) -> list[bytes]:
+        got = []
+        while True:
+            try:
+                got.append(self.sock.recv(65535))
+            except BlockingIOError:
+                return got
+
+    def close(self) -> None:
+        self.sock.close()

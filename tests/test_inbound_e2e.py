@@ -2,39 +2,192 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
+import pytest
+
 from .conftest import NATIONAL_TRUNK_IP, SIM_IP, TRUNK_IP, UNTRUSTED_IP, demo_password
-from .sipp import Check, literal
+from .sipp import Check, SilentPeer, literal
 
 # sql/demo.sql
 KRASNODAR_DID = "+78612100101"
-KRASNODAR_AD_DID = "+78612100102"
 SOCHI_DID = "+78622550101"
 NOVOROSSIYSK_DID = "+78617300101"
 ANAPA_DID = "+78613350101"
-OLGA, PAVEL = "+79181110001", "+79181110002"  # Krasnodar, in hunting order
-IVAN, BORIS = "+79181110003", "+79181110004"  # Sochi
+OLGA = "+79181110001"  # Krasnodar, first in hunting order
+IVAN, BORIS = "+79181110003", "+79181110004"  # Sochi: Ivan first, Boris covers
 NINA, SERGEI = "+79181110005", "+79181110006"  # Novorossiysk
 CLIENT = "+79891234567"
+FIRST_PORT, SECOND_PORT = 5201, 5202
 
 
 def shows_client(district: str, client: str = CLIENT) -> tuple[Check, ...]:
-    """The SIM sees the client's E.164 number, the district as display name, no forged PAI."""
-    return (Check("From", f'"{literal(district)}" <sip:{literal(client)}@'),)
+    """The SIM sees the client's E.164 number (dialable back) and the district as display name."""
+    return (Check("From", f'^ *"{literal(district)}" <sip:{literal(client)}@'),)
 
 
-def test_sim_registers_after_challenge(register):
-    register(OLGA, 5201)  # asserts 401 then 200 inside the scenario
+@pytest.fixture
+def silent(request):
+    peers = []
+
+    def bind(port: int) -> SilentPeer:
+        peers.append(SilentPeer(SIM_IP, port))
+        return peers[-1]
+
+    yield bind
+    for peer in peers:
+        peer.close()
+
+
+def call_from_trunk(sipp, called, caller=CLIENT, ip=TRUNK_IP):
+    return sipp("inbound_call", "trunk_uac.xml", local_ip=ip,
+                keys={"called": called, "caller": caller})
+
+
+def refused(sipp, code, reason, called, caller=CLIENT, ip=TRUNK_IP):
+    return sipp("inbound_refused", "trunk_uac.xml", local_ip=ip,
+                keys={"called": called, "caller": caller},
+                values={"CODE": str(code), "REASON": reason})
+
+
+def answering_sim(sipp, port, checks=()):
+    return sipp("inbound_call", "sim_uas.xml", local_ip=SIM_IP, local_port=port,
+                checks=checks).start()
+
+
+# -- registration ------------------------------------------------------------------
+
+def test_sim_registers_after_401_challenge(register):
+    register(OLGA, FIRST_PORT)  # the scenario asserts 401, then 200
 
 
 def test_wrong_password_is_refused_403(stack, sipp):
-    sipp("register_wrong_password", "uac.xml", local_ip=SIM_IP, local_port=5202, service=OLGA,
-         auth=(OLGA, "not-" + demo_password(OLGA)), keys={"realm": stack.config.realm}).run()
+    sipp("register_wrong_password", "uac.xml", local_ip=SIM_IP, local_port=FIRST_PORT,
+         service=OLGA, auth=(OLGA, "not-" + demo_password(OLGA)),
+         keys={"realm": stack.config.realm}).run()
 
 
-def test_inbound_did_rings_the_district_manager(register, sipp):
-    register(OLGA, 5201)
-    sim = sipp("inbound_call", "sim_uas.xml", local_ip=SIM_IP, local_port=5201,
-               checks=shows_client("Krasnodar")).start()
-    sipp("inbound_call", "trunk_uac.xml", local_ip=TRUNK_IP,
-         keys={"called": KRASNODAR_DID, "caller": CLIENT}).run()
+# -- inbound routing ---------------------------------------------------------------
+
+def test_did_rings_the_district_manager_showing_the_client(register, sipp):
+    register(OLGA, FIRST_PORT)
+    sim = answering_sim(sipp, FIRST_PORT, shows_client("Krasnodar"))
+    call_from_trunk(sipp, KRASNODAR_DID).run()
+    sim.succeeded()
+
+
+def test_carrier_writing_national_format_is_normalised(register, sipp):
+    # south-link writes 8XXXXXXXXXX for both numbers and asserts the caller in PAI.
+    register(OLGA, FIRST_PORT)
+    checks = shows_client("Krasnodar", "+79181234567") + (
+        Check("P-Asserted-Identity", r"<sip:\+79181234567@"),)
+    sim = answering_sim(sipp, FIRST_PORT, checks)
+    sipp("inbound_call", "trunk_uac_pai.xml", local_ip=NATIONAL_TRUNK_IP,
+         keys={"called": "88612100101", "caller": "89181234567"}).run()
+    sim.succeeded()
+
+
+def test_forwarded_call_rings_the_district_of_the_original_did(register, sipp):
+    register(IVAN, FIRST_PORT)
+    sim = answering_sim(sipp, FIRST_PORT, shows_client("Sochi"))
+    sipp("inbound_forwarded", "trunk_uac.xml", local_ip=TRUNK_IP,
+         keys={"called": "+78612999999", "original": SOCHI_DID, "caller": CLIENT}).run()
+    sim.succeeded()
+
+
+def test_trunk_calling_a_sim_number_rings_that_sim(register, sipp):
+    register(BORIS, FIRST_PORT)
+    sim = answering_sim(sipp, FIRST_PORT, shows_client("Sochi"))
+    call_from_trunk(sipp, BORIS).run()
+    sim.succeeded()
+
+
+def test_anonymous_caller_still_rings_shown_as_is(register, sipp):
+    register(OLGA, FIRST_PORT)
+    sim = answering_sim(sipp, FIRST_PORT, (Check("From", r'^ *"Krasnodar" <sip:anonymous@'),))
+    call_from_trunk(sipp, KRASNODAR_DID, caller="anonymous").run()
+    sim.succeeded()
+
+
+# -- hunting -----------------------------------------------------------------------
+
+def test_first_manager_unregistered_rings_the_next(register, sipp):
+    register(BORIS, SECOND_PORT)
+    sim = answering_sim(sipp, SECOND_PORT, shows_client("Sochi"))
+    call_from_trunk(sipp, SOCHI_DID).run()
+    sim.succeeded()
+
+
+@pytest.mark.parametrize("first_sim", ["hunt_busy", "hunt_no_answer", "hunt_ring_timeout"])
+def test_first_manager_not_answering_rings_the_next(register, sipp, first_sim):
+    register(IVAN, FIRST_PORT)
+    register(BORIS, SECOND_PORT)
+    ivan = sipp(first_sim, "sim_uas.xml", local_ip=SIM_IP, local_port=FIRST_PORT).start()
+    boris = answering_sim(sipp, SECOND_PORT, shows_client("Sochi"))
+    call_from_trunk(sipp, SOCHI_DID).run()
+    ivan.succeeded()
+    boris.succeeded()
+
+
+def test_client_hanging_up_while_ringing_gets_487_and_nobody_else_rings(register, sipp, silent):
+    register(NINA, FIRST_PORT)
+    register(SERGEI, SECOND_PORT)
+    nina = sipp("hunt_ring_timeout", "sim_uas.xml", local_ip=SIM_IP, local_port=FIRST_PORT).start()
+    sergei = silent(SECOND_PORT)
+    sipp("cancel_while_ringing", "trunk_uac.xml", local_ip=TRUNK_IP,
+         keys={"called": NOVOROSSIYSK_DID, "caller": CLIENT}).run()
+    nina.succeeded()
+    time.sleep(1.5)  # longer than the no-answer timer: a wrongly hunted call would have arrived
+    assert sergei.received() == []
+
+
+def test_nobody_reachable_gets_480(sipp):
+    refused(sipp, 480, "Temporarily Unavailable", ANAPA_DID).run()
+
+
+# -- refusals ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("called", ["+78612999999", "12345", "not-a-number"])
+def test_unknown_number_from_trunk_gets_404_number_dialed_incorrectly(sipp, called):
+    refused(sipp, 404, "Number Dialed Incorrectly", called).run()
+
+
+def test_untrusted_source_is_challenged_and_never_rings_a_sim(register, sipp, silent):
+    register(OLGA, FIRST_PORT)
+    olga = silent(FIRST_PORT)
+    refused(sipp, 407, "Proxy Authentication Required", KRASNODAR_DID, ip=UNTRUSTED_IP).run()
+    assert olga.received() == []
+
+
+def test_malformed_request_gets_400(stack):
+    bad = (f"INVITE sip:{KRASNODAR_DID}@{stack.remote} SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 127.0.0.2:5999;branch=z9hG4bKbad1\r\n"
+           "From: <sip:client@127.0.0.2>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\n"
+           "Call-ID: malformed-1\r\nCSeq: x INVITE\r\nMax-Forwards: 70\r\n"
+           "Content-Length: 0\r\n\r\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((TRUNK_IP, 5999))
+        sock.settimeout(3)
+        sock.sendto(bad.encode(), (stack.config.sip_addr, stack.config.sip_port))
+        reply = sock.recv(65535).decode()
+    assert reply.startswith("SIP/2.0 400 "), reply
+
+
+# -- in-dialog ---------------------------------------------------------------------
+
+def test_bye_from_the_client_reaches_the_sim(register, sipp):
+    test_did_rings_the_district_manager_showing_the_client(register, sipp)
+
+
+def test_bye_from_the_sim_reaches_the_client_with_its_identity_restored(register, sipp):
+    register(OLGA, FIRST_PORT)
+    sim = sipp("inbound_bye_from_sim", "sim_uas.xml", local_ip=SIM_IP, local_port=FIRST_PORT,
+               checks=shows_client("Krasnodar", "+79181234567")).start()
+    # The carrier sent 89181234567 "Client"; the BYE it receives must carry that back in To.
+    sipp("inbound_bye_from_sim", "trunk_uac.xml", local_ip=TRUNK_IP,
+         keys={"called": KRASNODAR_DID, "caller": "89181234567"},
+         # uac restores the URI; the display name it does not restore (see README).
+         checks=(Check("To", r'<sip:89181234567@127\.0\.0\.2'),
+                 Check("From", r'<sip:\+78612100101@'))).run()
     sim.succeeded()
