@@ -3,7 +3,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  kamailio kamailio-python3-modules kamailio-postgres-modules kamailio-extra-modules
+  kamailio kamailio-python3-modules kamailio-postgres-modules
   sip-tester sipsak
   postgresql-15 postgresql-client-15
   python3 python3-venv python3-pip

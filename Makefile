@@ -1,0 +1,24 @@
+# Everything runs on Debian's /usr/bin/python3: the interpreter Kamailio embeds, so the
+# tests import kemi exactly as the proxy does.
+PYTHON := /usr/bin/python3
+
+.PHONY: deps run test unit bench
+
+deps:
+	bash scripts/install-deps.sh
+
+# The proxy with demo data on a private PostgreSQL, in the foreground; Ctrl-C stops it all.
+run: deps
+	$(PYTHON) -m kemi.stack run
+
+# The whole suite: unit tests, then Kamailio + PostgreSQL + SIPp end to end.
+test: deps
+	$(PYTHON) -m pytest
+
+# Only the fast tests (no Kamailio, no database).
+unit: deps
+	$(PYTHON) -m pytest tests/test_decision.py tests/test_phone.py tests/test_adapter.py
+
+# Benchmarks print figures; they are never timed tests.
+bench: deps
+	$(PYTHON) -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,ops -q

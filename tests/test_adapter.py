@@ -1,0 +1,121 @@
+"""The KSR adapter against a fake KSR: what it reads, what it calls, how it fails."""
+
+from __future__ import annotations
+
+import re
+
+from kemi.adapter import FAILURE_ROUTE_HUNT, HUNT_AVP, Router
+from kemi.config import Config, ROOT
+
+from .fakes import FakeKSR, demo_data
+
+IVAN, BORIS = "+79181110003", "+79181110004"
+
+
+def request(**pv):
+    values = {"$rm": "INVITE", "$si": "127.0.0.2", "$rU": "+78622550101", "$fU": "89891234567",
+              "$fd": "carrier.example", "$ci": "call-1"}
+    values.update(pv)
+    return values
+
+
+def router(ksr, data=None, clock=lambda: 0.0):
+    return Router(ksr, Config(), data or demo_data(), clock=clock)
+
+
+def test_inbound_call_rewrites_from_and_rings_the_first_registered_sim():
+    ksr = FakeKSR(request(**{"$ai": "sip:attacker@x"}), registered={IVAN, BORIS})
+    assert router(ksr).route_initial(None) == 1
+    assert ksr.called("rr.record_route") == [()]
+    assert ksr.called("uac.uac_replace_from") == [('"Sochi"', "sip:+79891234567@carrier.example")]
+    assert ("P-Asserted-Identity",) in ksr.called("hdr.remove")
+    assert ksr.called("hdr.append") == [("P-Asserted-Identity: <sip:attacker@carrier.example>\r\n",)]
+    assert ksr.called("registrar.lookup_uri") == [("location", f"sip:{IVAN}@pbx.local")]
+    assert ksr.called("pv.sets") == [(HUNT_AVP, BORIS)]
+    assert ksr.called("tm.t_on_failure") == [(FAILURE_ROUTE_HUNT,)]
+    assert ksr.called("tm.t_set_fr") == [(Config().ring_ms, Config().no_answer_ms)]
+    assert ksr.called("tm.t_relay") == [()]
+
+
+def test_unregistered_first_sim_is_skipped_at_once():
+    ksr = FakeKSR(request(), registered={BORIS})
+    router(ksr).route_initial(None)
+    assert [c[1] for c in ksr.called("registrar.lookup_uri")] == [f"sip:{IVAN}@pbx.local",
+                                                                  f"sip:{BORIS}@pbx.local"]
+    assert ksr.called("pv.sets") == [(HUNT_AVP, "")]
+
+
+def test_nobody_registered_is_480():
+    ksr = FakeKSR(request())
+    router(ksr).route_initial(None)
+    assert ksr.called("tm.t_relay") == []
+    assert ksr.called("sl.send_reply") == [(480, "Temporarily Unavailable")]
+
+
+def test_failure_route_rings_the_next_then_gives_up_with_480():
+    ksr = FakeKSR({HUNT_AVP: BORIS}, registered={BORIS})
+    router(ksr).hunt_next(None)
+    assert ksr.called("tm.t_relay") == [()]
+    ksr = FakeKSR({HUNT_AVP: ""}, registered={BORIS})
+    router(ksr).hunt_next(None)
+    assert ksr.called("tm.t_reply") == [(480, "Temporarily Unavailable")]
+
+
+def test_unknown_did_is_refused_and_logged_once_per_source_per_second():
+    now = [0.0]
+    ksr = FakeKSR(request(**{"$rU": "+78612999999"}))
+    r = router(ksr, clock=lambda: now[0])
+    for _ in range(5):
+        r.route_initial(None)
+    assert ksr.called("sl.send_reply") == [(404, "Number Dialed Incorrectly")] * 5
+    assert len(ksr.logs) == 1
+    assert re.search(r'refused source=127\.0\.0\.2 method=INVITE .* code=404 '
+                     r'reason="Number Dialed Incorrectly"', ksr.logs[0][1])
+    now[0] = 2.0
+    r.route_initial(None)
+    assert len(ksr.logs) == 2
+
+
+def test_stranger_without_credentials_is_challenged():
+    ksr = FakeKSR(request(**{"$si": "127.0.0.3"}))
+    router(ksr).route_initial(None)
+    assert ksr.called("auth.auth_challenge") == [("pbx.local", 1)]
+    assert ksr.called("tm.t_relay") == []
+
+
+def test_credentials_of_an_unknown_sim_are_refused_without_checking_them():
+    ksr = FakeKSR(request(**{"$si": "127.0.0.3", "$au": "+79990000000"}))
+    router(ksr).route_initial(None)
+    assert ksr.called("auth.pv_auth_check") == []
+    assert ksr.called("sl.send_reply") == [(403, "Forbidden")]
+
+
+def test_wrong_password_is_403():
+    ksr = FakeKSR(request(**{"$si": "127.0.0.3", "$au": IVAN}), auth_rc=-2)
+    router(ksr).route_initial(None)
+    assert ksr.called("auth.pv_auth_check") == [("pbx.local", "0" * 32, 1, 1)]
+    assert ksr.called("sl.send_reply") == [(403, "Forbidden")]
+
+
+def test_register_with_good_credentials_is_saved():
+    ksr = FakeKSR(request(**{"$rm": "REGISTER", "$si": "127.0.0.1", "$au": IVAN}))
+    router(ksr).route_initial(None)
+    assert ksr.called("auth.consume_credentials") == [()]
+    assert ksr.called("registrar.save") == [("location", 0)]
+
+
+def test_an_exception_becomes_500_with_the_call_id_logged():
+    ksr = FakeKSR(request(**{"$si": RuntimeError("boom")}))
+    assert router(ksr).route_initial(None) == 1
+    assert ksr.called("sl.send_reply") == [(500, "Server Internal Error")]
+    assert ksr.logs[-1][0] == "err" and "call_id=call-1" in ksr.logs[-1][1]
+    assert "RuntimeError: boom" in ksr.logs[-1][1]
+
+
+def test_display_name_is_quoted_safely():
+    data = demo_data()
+    route = data.dids["+78622550101"]
+    data.dids["+78622550101"] = route.__class__(**{**route.__dict__, "district_name": 'So"chi\\'})
+    ksr = FakeKSR(request(), registered={IVAN})
+    router(ksr, data).route_initial(None)
+    assert ksr.called("uac.uac_replace_from")[0][0] == r'"So\"chi\\"'

@@ -1,0 +1,74 @@
+"""Number normalisation against phonenumbers, over the formats carriers and handsets send."""
+
+from __future__ import annotations
+
+import doctest
+import re
+
+import phonenumbers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kemi import phone
+from kemi.phone import original_called, split_values, to_e164, uri_user
+
+# Real Russian ranges: mobile 9xx, Krasnodar 861, Sochi 862, toll-free 800.
+NATIONAL = st.one_of(
+    st.from_regex(r"\A9[0-9]{9}\Z"),
+    st.from_regex(r"\A86[12][0-9]{7}\Z"),
+    st.from_regex(r"\A800[0-9]{7}\Z"),
+)
+SEPARATED = st.sampled_from(["{}", "{} ", " {}"])
+
+
+def test_doctests():
+    assert doctest.testmod(phone).failed == 0
+
+
+@settings(max_examples=300)
+@given(NATIONAL, st.sampled_from(["8{}", "7{}", "+7{}", "{}"]))
+def test_every_carrier_format_of_a_russian_number_is_the_same_e164(national, fmt):
+    assert to_e164(fmt.format(national)) == "+7" + national
+
+
+@settings(max_examples=200)
+@given(NATIONAL)
+def test_separators_do_not_matter(national):
+    spaced = f"8 ({national[:3]}) {national[3:6]}-{national[6:8]}-{national[8:]}"
+    assert to_e164(spaced) == "+7" + national
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=30))
+def test_garbage_never_raises_and_yields_e164_or_nothing(text):
+    result = to_e164(text)
+    assert result is None or re.fullmatch(r"\+[1-9][0-9]{6,14}", result)
+
+
+@settings(max_examples=300)
+@given(st.from_regex(r"\A\+?[0-9]{3,16}\Z"))
+def test_agrees_with_phonenumbers(digits):
+    try:
+        parsed = phonenumbers.parse(digits, "RU")
+        expected = (phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+                    if phonenumbers.is_possible_number(parsed) else None)
+    except phonenumbers.NumberParseException:
+        expected = None
+    assert to_e164(digits) == expected
+
+
+def test_foreign_and_special_numbers():
+    assert to_e164("810441234567890") == "+441234567890"
+    assert to_e164("+77012345678") == "+77012345678"  # Kazakhstan shares +7
+    assert to_e164("8 800 555 35 35") == "+78005553535"
+    assert to_e164("anonymous") is None
+    assert to_e164("112") is None
+
+
+def test_header_parsing():
+    assert split_values("<sip:1@a>, <sip:2@b>;x=\"a,b\"") == ["<sip:1@a>", '<sip:2@b>;x="a,b"']
+    assert uri_user("<tel:+78622550101>") == "+78622550101"
+    assert uri_user("garbage") is None
+    assert original_called("<sip:2@b>, <sip:1@a>", None) == "1"
+    assert original_called(None, "<sip:1@a>;index=1, <sip:2@b>;index=1.1") == "1"
+    assert original_called(None, None) is None

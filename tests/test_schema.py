@@ -1,0 +1,93 @@
+"""The database refuses rows that would break routing, naming the constraint and the row."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from kemi import db
+
+
+@pytest.fixture
+def sql(stack):
+    """Run raw SQL as a DBA would, inside a transaction rolled back after the test."""
+    conn = psycopg2.connect(stack.dsn)
+
+    def run(statement: str, *, commit_check: bool = False) -> None:
+        with conn.cursor() as cur:
+            cur.execute("SAVEPOINT statement")
+            try:
+                cur.execute(statement)
+                if commit_check:  # deferred constraints are checked at commit
+                    cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            except psycopg2.Error:
+                cur.execute("ROLLBACK TO SAVEPOINT statement")
+                raise
+
+    yield run
+    conn.rollback()
+    conn.close()
+
+
+def refused(sql, statement, constraint, **kw):
+    with pytest.raises(psycopg2.Error) as err:
+        sql(statement, **kw)
+    assert constraint in str(err.value), str(err.value)
+    return str(err.value)
+
+
+KUBAN = "(SELECT id FROM company WHERE name = 'Kuban Realty')"
+SOCHI = "(SELECT id FROM district WHERE name = 'Sochi')"
+TRUNK = "(SELECT id FROM trunk WHERE name = 'kuban-telecom')"
+
+
+@pytest.mark.parametrize("number", ["88622550199", "78622550199", "+0123456", "+7 862 255", "",
+                                    "+7862255019912345678"])
+def test_did_must_be_e164(sql, number):
+    message = refused(sql, f"INSERT INTO did VALUES ('{number}', {KUBAN}, {SOCHI}, {TRUNK})",
+                      "did_number_e164")
+    assert "Failing row contains" in message  # the refused row is named
+
+
+def test_district_caller_id_must_be_a_did_of_its_company(sql):
+    sql("INSERT INTO company (name) VALUES ('Other Co')")
+    refused(sql, "INSERT INTO district (company_id, name, caller_id) VALUES "
+                 "((SELECT id FROM company WHERE name = 'Other Co'), 'Yeysk', '+78622550101')",
+            "district_caller_id_is_company_did", commit_check=True)
+
+
+def test_did_must_ring_a_district_of_its_own_company(sql):
+    sql("INSERT INTO company (name) VALUES ('Other Co')")
+    refused(sql, "INSERT INTO did VALUES ('+78622550199', "
+                 f"(SELECT id FROM company WHERE name = 'Other Co'), {SOCHI}, {TRUNK})",
+            "did_district_same_company")
+
+
+def test_manager_caller_id_override_must_be_a_company_did(sql):
+    refused(sql, f"UPDATE manager SET caller_id = '+78622559999' WHERE name = 'Ivan'",
+            "manager_caller_id_is_company_did")
+
+
+def test_sim_stores_only_an_md5_ha1_and_an_e164_username(sql):
+    refused(sql, "UPDATE sim SET ha1 = 'secret' WHERE username = '+79181110003'", "sim_ha1_md5_hex")
+    refused(sql, "UPDATE sim SET username = '89181110003' WHERE username = '+79181110003'",
+            "sim_username_e164")
+
+
+def test_a_sim_belongs_to_an_existing_manager(sql):
+    refused(sql, "INSERT INTO sim VALUES ('+79181119999', 999999, md5('x'))", "sim_manager_id_fkey")
+
+
+def test_trunk_sources_must_be_networks(sql):
+    refused(sql, "UPDATE trunk SET sources = '{not-an-address}'", "invalid input syntax for type cidr")
+    refused(sql, "UPDATE trunk SET sources = '{}'", "trunk_sources_not_empty")
+
+
+def test_a_district_in_use_cannot_be_deleted(sql):
+    refused(sql, f"DELETE FROM district WHERE name = 'Sochi'", "violates foreign key constraint")
+
+
+def test_migrations_are_applied_once(stack):
+    assert db.migrate(stack.dsn) == []  # the session already applied them all
+    rows = db.Database(stack.dsn).query("company_count")
+    assert rows[0]["n"] == 1  # and the data survived the re-run

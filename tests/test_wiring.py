@@ -1,0 +1,33 @@
+"""kamailio.cfg and the Python adapter name the same routes and methods."""
+
+from __future__ import annotations
+
+import re
+
+from kemi import adapter
+from kemi.adapter import Router
+from kemi.config import ROOT
+
+CFG = (ROOT / "kamailio.cfg").read_text()
+
+
+def test_every_python_exec_resolves_to_a_router_method():
+    names = re.findall(r'python_exec\("([A-Za-z_]+)"', CFG)
+    assert names, "kamailio.cfg calls no Python"
+    for name in names:
+        assert callable(getattr(Router, name, None)), f"python_exec({name!r}) has no Router method"
+
+
+def test_every_failure_route_armed_from_python_exists_in_the_cfg():
+    defined = set(re.findall(r"^failure_route\[([A-Z_]+)\]", CFG, re.M))
+    armed = {v for k, v in vars(adapter).items() if k.startswith("FAILURE_ROUTE_")}
+    assert armed and armed <= defined, f"armed {armed}, cfg defines {defined}"
+
+
+def test_the_cfg_is_accepted_by_kamailio():
+    import subprocess
+
+    from kemi.stack import KAMAILIO
+    done = subprocess.run([KAMAILIO, "-c", "-f", str(ROOT / "kamailio.cfg")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
