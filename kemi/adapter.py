@@ -32,6 +32,8 @@ class Router:
         self.directory = directory
         # One refusal log line per source per second: a scanner cannot flood the log.
         self._refusal_log = TTLCache(maxsize=4096, ttl=1.0, timer=clock)
+        # Routing lines are formatted only when the log level shows them (2 = info).
+        self._verbose = config.log_level >= 2
 
     # -- entry points (names used by kamailio.cfg python_exec) ---------------------
 
@@ -107,6 +109,10 @@ class Router:
 
     def _apply(self, call: Call, decision) -> None:
         if isinstance(decision, Ring):
+            if self._verbose:
+                self.ksr.info(f"ring trunk={decision.trunk} to={call.ruri_user} "
+                              f"district=\"{decision.display}\" caller={decision.caller} "
+                              f"hunt={','.join(decision.targets)}\n")
             self._ring(decision)
         elif isinstance(decision, Register):
             if self.ksr.registrar.save(LOCATION_TABLE, 0) < 0:
@@ -142,6 +148,8 @@ class Router:
             ksr.tm.t_on_failure(FAILURE_ROUTE_HUNT)
             ksr.tm.t_set_fr(self.config.ring_ms, self.config.no_answer_ms)
             if ksr.tm.t_relay() > 0:
+                if self._verbose:
+                    ksr.info(f"ringing sim={user} then={','.join(targets[i + 1:]) or '-'}\n")
                 return True
         return False
 

@@ -104,6 +104,9 @@ class FakeKSR:
         for module in ("tm", "sl", "rr", "uac", "hdr"):
             setattr(self, module, _Recorder(self, module, {}))
 
+    def info(self, text):
+        self.logs.append(("info", text))
+
     def notice(self, text):
         self.logs.append(("notice", text))
 

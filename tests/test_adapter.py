@@ -20,7 +20,7 @@ def request(**pv):
 
 
 def router(ksr, data=None, clock=lambda: 0.0):
-    return Router(ksr, Config(), data or demo_data(), clock=clock)
+    return Router(ksr, Config(log_level=1), data or demo_data(), clock=clock)
 
 
 def test_inbound_call_rewrites_from_and_rings_the_first_registered_sim():
@@ -119,3 +119,13 @@ def test_display_name_is_quoted_safely():
     ksr = FakeKSR(request(), registered={IVAN})
     router(ksr, data).route_initial(None)
     assert ksr.called("uac.uac_replace_from")[0][0] == r'"So\"chi\\"'
+
+
+def test_routing_is_logged_at_info_level_only():
+    ksr = FakeKSR(request(), registered={IVAN})
+    Router(ksr, Config(log_level=2), demo_data()).route_initial(None)
+    assert [level for level, _ in ksr.logs] == ["info", "info"]
+    assert 'district="Sochi" caller=+79891234567' in ksr.logs[0][1]
+    ksr = FakeKSR(request(), registered={IVAN})
+    Router(ksr, Config(log_level=1), demo_data()).route_initial(None)
+    assert ksr.logs == []
