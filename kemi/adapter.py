@@ -5,19 +5,26 @@ Only this module calls KSR (the object is passed in, so tests drive it with a fa
 
 from __future__ import annotations
 
+import json
 import time
 
 from cachetools import TTLCache
 
 from .config import Config
-from .decision import (NOBODY_REACHABLE, Authenticate, Call, Register, Reply, Ring, auth_verdict,
-                       check_sim, decide)
+from .decision import (AUTHENTICATE_TO_TRUNK, NOBODY_REACHABLE, TRY_NEXT_TRUNK, Attempt,
+                       Authenticate, Call, CallOut, Register, Reply, Ring, after_trunk_failure,
+                       auth_verdict, check_sim, decide)
 from .directory import Directory
 from .phone import uri_user
 
 # Shared with kamailio.cfg (tests/test_wiring.py checks both sides).
 FAILURE_ROUTE_HUNT = "HUNT"
-HUNT_AVP = "$avp(hunt)"
+FAILURE_ROUTE_EGRESS = "EGRESS"
+HUNT_AVP = "$avp(hunt)"  # SIMs still to ring, comma-separated
+EGRESS_AVP = "$avp(egress)"  # trunk attempts still to make, JSON
+EGRESS_AUTH_AVP = "$avp(egress_auth)"  # the trunk already answered with credentials
+# uac_auth reads the carrier's credentials from these (kamailio.cfg modparams).
+UAC_USER_AVP, UAC_PASSWORD_AVP = "$avp(auser)", "$avp(apass)"
 LOCATION_TABLE = "location"
 # Identity headers a caller may not choose for itself (RFC 3325 trust domain).
 IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID")
@@ -56,6 +63,32 @@ class Router:
             self._crash("route_initial", exc)
         return 1
 
+    def egress_next(self, msg, *_args) -> int:
+        """Failure route of an outbound call: answer a carrier challenge, or fail over."""
+        try:
+            ksr = self.ksr
+            attempts = tuple(Attempt(**a) for a in json.loads(ksr.pv.get(EGRESS_AVP) or "[]"))
+            status = ksr.pv.get("$T_reply_code") or 0
+            authenticated = ksr.pv.get(EGRESS_AUTH_AVP) == attempts[0].trunk if attempts else False
+            action = after_trunk_failure(status, attempts, authenticated) if attempts else None
+            if action == AUTHENTICATE_TO_TRUNK:
+                first = attempts[0]
+                ksr.pv.sets(UAC_USER_AVP, first.auth_username)
+                ksr.pv.sets(UAC_PASSWORD_AVP, first.auth_password)
+                ksr.pv.sets(EGRESS_AUTH_AVP, first.trunk)
+                if ksr.uac.uac_auth() > 0:
+                    ksr.tm.t_on_failure(FAILURE_ROUTE_EGRESS)
+                    ksr.tm.t_relay()
+            elif action == TRY_NEXT_TRUNK:
+                if self._verbose:
+                    ksr.info(f"trunk {attempts[0].trunk} failed with {status}, trying "
+                             f"{attempts[1].trunk}\n")
+                self._egress(attempts[1:])
+            # otherwise tm relays the best reply to the SIM
+        except Exception as exc:
+            self._crash("egress_next", exc, stateful=True)
+        return 1
+
     def hunt_next(self, msg, *_args) -> int:
         """Failure route: the SIM did not answer; ring the next one or give up."""
         try:
@@ -79,6 +112,7 @@ class Router:
             pai_user=uri_user(pai) if pai else None,
             diversion=get("$(hdr(Diversion)[*])"),
             history_info=get("$(hdr(History-Info)[*])"),
+            privacy=get("$hdr(Privacy)"),
         )
 
     # -- authentication --------------------------------------------------------------
@@ -110,10 +144,16 @@ class Router:
     def _apply(self, call: Call, decision) -> None:
         if isinstance(decision, Ring):
             if self._verbose:
-                self.ksr.info(f"ring trunk={decision.trunk} to={call.ruri_user} "
+                self.ksr.info(f"ring via={decision.via} to={call.ruri_user} "
                               f"district=\"{decision.display}\" caller={decision.caller} "
                               f"hunt={','.join(decision.targets)}\n")
             self._ring(decision)
+        elif isinstance(decision, CallOut):
+            if self._verbose:
+                self.ksr.info(f"call out sim={call.sim.username} to={decision.called} "
+                              f"caller={decision.caller} anonymous={decision.anonymous} "
+                              f"trunks={','.join(a.trunk for a in decision.attempts)}\n")
+            self._call_out(decision)
         elif isinstance(decision, Register):
             if self.ksr.registrar.save(LOCATION_TABLE, 0) < 0:
                 self.ksr.sl.sl_reply_error()
@@ -125,18 +165,47 @@ class Router:
         else:
             raise TypeError(f"unknown decision {decision!r}")
 
+    def _start_dialog(self) -> None:
+        ksr = self.ksr
+        # In-dialog requests must match a dialog we relayed (kamailio.cfg WITHINDLG):
+        # a forged To-tag cannot make an initial request look in-dialog.
+        ksr.dialog.dlg_manage()
+        ksr.rr.record_route()
+        for name in IDENTITY_HEADERS:
+            ksr.hdr.remove(name)
+
     def _ring(self, ring: Ring) -> None:
         ksr = self.ksr
         host = ksr.pv.get("$fd")
-        ksr.rr.record_route()
-        # uac restores the original From on every in-dialog request (Record-Route param).
-        ksr.uac.uac_replace_from(_quoted(ring.display), f"sip:{ring.caller}@{host}")
-        for name in IDENTITY_HEADERS:
-            ksr.hdr.remove(name)
+        self._start_dialog()
+        if ring.display is not None:
+            # uac restores the original From on every in-dialog request (Record-Route param).
+            ksr.uac.uac_replace_from(_quoted(ring.display), f"sip:{ring.caller}@{host}")
         if ring.pai:
             ksr.hdr.append(f"P-Asserted-Identity: <sip:{ring.pai}@{host}>\r\n")
         if not self._ring_first_registered(ring.targets):
             ksr.sl.send_reply(NOBODY_REACHABLE.code, NOBODY_REACHABLE.reason)
+
+    def _call_out(self, out: CallOut) -> None:
+        ksr = self.ksr
+        host = self.config.sip_addr
+        self._start_dialog()
+        if out.anonymous:
+            # RFC 3323: the client sees nobody; the carrier still gets the identity in
+            # PAI, with the SIM's Privacy header telling it to withhold it (RFC 3325).
+            ksr.uac.uac_replace_from('"Anonymous"', "sip:anonymous@anonymous.invalid")
+        else:
+            ksr.uac.uac_replace_from("", f"sip:{out.caller}@{host}")
+        ksr.hdr.append(f"P-Asserted-Identity: <sip:{out.caller}@{host}>\r\n")
+        self._egress(out.attempts)
+
+    def _egress(self, attempts: tuple[Attempt, ...]) -> None:
+        ksr = self.ksr
+        ksr.pv.sets(EGRESS_AVP, json.dumps([a.__dict__ for a in attempts]))
+        ksr.seturi(attempts[0].ruri)
+        ksr.tm.t_on_failure(FAILURE_ROUTE_EGRESS)
+        if ksr.tm.t_relay() < 0:
+            ksr.sl.send_reply(500, "Server Internal Error")
 
     def _ring_first_registered(self, targets: tuple[str, ...]) -> bool:
         """Relay to the first target with a registered contact; remember the rest."""

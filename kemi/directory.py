@@ -52,6 +52,9 @@ class Directory:
             self._sources[ip] = trunk
         return trunk
 
+    def trunks(self) -> tuple[Trunk, ...]:
+        return tuple(trunk for trunk, _ in self._all_trunks())
+
     def _all_trunks(self) -> tuple[tuple[Trunk, tuple], ...]:
         trunks = self._trunks.get("all")
         if trunks is None:

@@ -85,3 +85,44 @@ def original_called(diversion: str | None, history_info: str | None) -> str | No
     if entries:
         return uri_user(entries[-1])
     return None
+
+
+# Destination classes of the outbound policy (decision.destination_refusal).
+DOMESTIC, INTERNATIONAL, PREMIUM_RATE, KAZAKHSTAN = "domestic", "international", "premium", "kz"
+
+
+@functools.lru_cache(maxsize=65536)
+def destination_class(number: str) -> str:
+    """Which policy class an E.164 number falls in, seen from Russia.
+
+    >>> [destination_class(n) for n in ("+79891234567", "+78091234567", "+77012345678", "+441234567890")]
+    ['domestic', 'premium', 'kz', 'international']
+    """
+    parsed = phonenumbers.parse(number, None)
+    if parsed.country_code != 7:
+        return INTERNATIONAL
+    # +7 is shared: Kazakhstan's ranges are foreign even though they dial like domestic ones.
+    if phonenumbers.region_code_for_number(parsed) == "KZ":
+        return KAZAKHSTAN
+    if (number.startswith("+7809")
+            or phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.PREMIUM_RATE):
+        return PREMIUM_RATE
+    return DOMESTIC
+
+
+def for_trunk(number: str, number_format: str) -> str:
+    """A number written the way a carrier expects it (trunk.number_format).
+
+    Short codes (emergency) go as dialled; from Russia, abroad is 810 in national formats.
+    >>> [for_trunk("+79891234567", f) for f in ("e164", "plus_less", "national", "ten_digit")]
+    ['+79891234567', '79891234567', '89891234567', '9891234567']
+    >>> for_trunk("+441234567890", "national"), for_trunk("112", "national")
+    ('810441234567890', '112')
+    """
+    if not number.startswith("+") or number_format == "e164":
+        return number
+    if number_format == "plus_less":
+        return number[1:]
+    if number.startswith("+7"):
+        return ("8" if number_format == "national" else "") + number[2:]
+    return "810" + number[1:]

@@ -3,8 +3,8 @@
 -- +79181110001 -> demo-79181110001; only their HA1 is stored, in the realm set by the
 -- loader (SET pbx.realm).
 
-INSERT INTO trunk (name, carrier, sources, egress_host, egress_port, number_format)
-VALUES ('kuban-telecom', 'Kuban Telecom', '{127.0.0.2/32}', '127.0.0.2', 5060, 'e164');
+INSERT INTO trunk (name, carrier, sources, egress_host, egress_port, number_format, is_default)
+VALUES ('kuban-telecom', 'Kuban Telecom', '{127.0.0.2/32}', '127.0.0.2', 5060, 'e164', true);
 
 INSERT INTO company (name) VALUES ('Kuban Realty');
 

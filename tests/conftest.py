@@ -15,7 +15,7 @@ from kemi import db
 from kemi.config import ROOT, Config
 from kemi.stack import Kamailio, PostgresCluster, prepare_database
 
-from .sipp import Sipp
+from .sipp import SilentPeer, Sipp
 
 # Distinct loopback addresses for distinct roles: "trusted because of its source
 # address" is then really tested.
@@ -23,7 +23,9 @@ PROXY_IP = "127.0.0.1"
 SIM_IP = "127.0.0.1"
 TRUNK_IP = "127.0.0.2"  # kuban-telecom (E.164)
 UNTRUSTED_IP = "127.0.0.3"
-NATIONAL_TRUNK_IP = "127.0.0.4"  # south-link (8XXXXXXXXXX)
+NATIONAL_TRUNK_IP = "127.0.0.4"  # south-link (8XXXXXXXXXX, accepts foreign caller IDs)
+STRICT_TRUNK_IP = "127.0.0.5"  # west-line (accepts only its own numbers)
+TRUNK_PORT = 5060  # where every test carrier receives calls (trunk.egress_port)
 PROXY_PORT = 15060
 
 
@@ -65,7 +67,7 @@ def stack():
     try:
         cluster.start()
         prepare_database(cluster.dsn, config.realm)
-        db.run_script(cluster.dsn, ROOT / "tests" / "data.sql")
+        db.run_script(cluster.dsn, ROOT / "tests" / "data.sql", {"pbx.realm": config.realm})
         proxy.start()
         yield Stack(config, cluster, proxy, state / "kamailio.log")
     finally:
@@ -90,6 +92,20 @@ def sipp(stack, tmp_path):
     yield make
     for far_end in started:
         far_end.stop()
+
+
+@pytest.fixture
+def silent(request):
+    """silent(ip, port): a bound UDP port that answers nothing and records what reaches it."""
+    peers: list[SilentPeer] = []
+
+    def bind(ip: str, port: int) -> SilentPeer:
+        peers.append(SilentPeer(ip, port))
+        return peers[-1]
+
+    yield bind
+    for peer in peers:
+        peer.close()
 
 
 @pytest.fixture

@@ -8,26 +8,38 @@ from dataclasses import dataclass, field
 from kemi.directory import match_source
 from kemi.model import DidRoute, Sim, Trunk
 
-KUBAN = Trunk(1, "kuban-telecom", "Kuban Telecom", ("127.0.0.2/32",), "e164")
-SOUTH = Trunk(2, "south-link", "South Link", ("10.20.0.0/16",), "national")
+KUBAN = Trunk(1, "kuban-telecom", "Kuban Telecom", ("127.0.0.2/32",), "e164",
+              egress_host="127.0.0.2", is_default=True)
+SOUTH = Trunk(2, "south-link", "South Link", ("10.20.0.0/16",), "national",
+              egress_host="10.20.0.1", egress_port=5080, auth_username="kuban-realty",
+              auth_password="s3cret", accepts_foreign_caller_id=True)
+WEST = Trunk(3, "west-line", "West Line", ("10.30.0.0/16",), "plus_less", egress_host="10.30.0.1",
+             transport="tcp")
+
+SOCHI_NUMBER = "+78622550101"
 
 
-def sim(username, district="Sochi", sim_active=True, manager_active=True, manager_id=1):
-    return Sim(username, "0" * 32, sim_active, manager_active, manager_id, 1, district)
+def sim(username, district="Sochi", sim_active=True, manager_active=True, manager_id=1,
+        company_id=1, caller_id=SOCHI_NUMBER, caller_id_trunk_id=1, **policy):
+    return Sim(username, "0" * 32, sim_active, manager_active, manager_id, company_id, district,
+               caller_id, caller_id_trunk_id, **policy)
 
 
 @dataclass
 class FakeRoutingData:
     """model.RoutingData over dicts; counts lookups so tests can see what was asked."""
 
-    trunks: tuple = (KUBAN, SOUTH)
+    all_trunks: tuple = (KUBAN, SOUTH, WEST)
     dids: dict = field(default_factory=dict)
     sims: dict = field(default_factory=dict)
     lookups: list = field(default_factory=list)
 
     def __post_init__(self):
         self._networks = tuple((t, tuple(ipaddress.ip_network(s) for s in t.sources))
-                               for t in self.trunks)
+                               for t in self.all_trunks)
+
+    def trunks(self):
+        return self.all_trunks
 
     def trunk_for_source(self, ip):
         return match_source(self._networks, ip)
@@ -49,12 +61,14 @@ def demo_data() -> FakeRoutingData:
             "+78612100101": DidRoute("+78612100101", 1, 1, "Krasnodar", True, ("+79181110001",)),
             "+78613350101": DidRoute("+78613350101", 1, 4, "Anapa", True, ()),
             "+78617300101": DidRoute("+78617300101", 1, 3, "Novorossiysk", False, ("+79181110005",)),
+            "+74952000000": DidRoute("+74952000000", 2, 9, "Moscow", True, ("+79161110001",)),
         },
         sims={
             "+79181110003": sim("+79181110003"),
             "+79181110004": sim("+79181110004", manager_id=2),
             "+79181110008": sim("+79181110008", "Anapa", sim_active=False),
             "+79181110007": sim("+79181110007", "Anapa", manager_active=False),
+            "+79161110001": sim("+79161110001", "Moscow", company_id=2, caller_id="+74952000000"),
         },
     )
 
@@ -101,8 +115,12 @@ class FakeKSR:
         self.registrar = _Recorder(self, "registrar", {
             "lookup_uri": lambda table, uri: 1 if uri.split("@")[0][4:] in self.registered else -1})
         self.auth = _Recorder(self, "auth", {"pv_auth_check": auth_rc})
-        for module in ("tm", "sl", "rr", "uac", "hdr"):
+        for module in ("tm", "sl", "rr", "uac", "hdr", "dialog"):
             setattr(self, module, _Recorder(self, module, {}))
+
+    def seturi(self, uri):
+        self.calls.append(("seturi", uri))
+        return 1
 
     def info(self, text):
         self.logs.append(("info", text))

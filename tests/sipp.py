@@ -25,14 +25,19 @@ EXIT_CODES = {0: "all calls succeeded", 1: "at least one call failed",
 class Check:
     """A header assertion made by SIPp on a received request: the call fails if it does not hold."""
 
-    header: str  # e.g. "From"
+    header: str | None  # e.g. "From"; None searches the whole message (the request line)
     regexp: str  # POSIX extended regex; use literal() for data
     present: bool = True  # False: the call fails when the header matches
 
     def ereg(self, var: str) -> str:
         mode = 'check_it="true"' if self.present else 'check_it_inverse="true"'
-        return (f'<ereg regexp="{_xml_attr(self.regexp)}" search_in="hdr" '
-                f'header="{self.header}:" {mode} assign_to="{var}"/>')
+        where = f'search_in="hdr" header="{self.header}:"' if self.header else 'search_in="msg"'
+        return f'<ereg regexp="{_xml_attr(self.regexp)}" {where} {mode} assign_to="{var}"/>'
+
+
+def request_line(method: str, user: str, host: str) -> Check:
+    """The request arrived for sip:user@host (the number written as that carrier wants)."""
+    return Check(None, f"^{method} sip:{literal(user)}@{literal(host)}[:;> ]")
 
 
 def literal(text: str) -> str:

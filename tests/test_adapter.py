@@ -129,3 +129,66 @@ def test_routing_is_logged_at_info_level_only():
     ksr = FakeKSR(request(), registered={IVAN})
     Router(ksr, Config(log_level=1), demo_data()).route_initial(None)
     assert ksr.logs == []
+
+
+# -- outbound ------------------------------------------------------------------------
+
+from kemi.adapter import EGRESS_AUTH_AVP, EGRESS_AVP, FAILURE_ROUTE_EGRESS  # noqa: E402
+
+
+def sim_request(**pv):
+    return request(**{"$si": "127.0.0.1", "$au": IVAN, "$fU": IVAN, "$rU": "89891234567",
+                      "$fd": "pbx.local", **pv})
+
+
+def test_outbound_call_shows_the_district_number_and_leaves_through_the_owner():
+    ksr = FakeKSR(sim_request(**{"$ai": "sip:+79181110003@pbx.local"}))
+    router(ksr).route_initial(None)
+    assert ksr.called("auth.consume_credentials") == [()]
+    assert ksr.called("dialog.dlg_manage") == [()]
+    assert ksr.called("uac.uac_replace_from") == [("", "sip:+78622550101@127.0.0.1")]
+    assert ("P-Asserted-Identity",) in ksr.called("hdr.remove")
+    assert ksr.called("hdr.append") == [("P-Asserted-Identity: <sip:+78622550101@127.0.0.1>\r\n",)]
+    assert ksr.called("seturi") == [("sip:+79891234567@127.0.0.2:5060",)]
+    assert ksr.called("tm.t_on_failure") == [(FAILURE_ROUTE_EGRESS,)]
+    assert '"south-link"' in ksr.pv.values[EGRESS_AVP]
+
+
+def test_outbound_privacy_anonymises_from_but_tells_the_carrier():
+    ksr = FakeKSR(sim_request(**{"$hdr(Privacy)": "id"}))
+    router(ksr).route_initial(None)
+    assert ksr.called("uac.uac_replace_from") == [('"Anonymous"', "sip:anonymous@anonymous.invalid")]
+    assert ksr.called("hdr.append") == [("P-Asserted-Identity: <sip:+78622550101@127.0.0.1>\r\n",)]
+
+
+def egress_failure(status, authenticated=None):
+    ksr = FakeKSR(sim_request())
+    router(ksr).route_initial(None)
+    egress = ksr.pv.values[EGRESS_AVP]
+    ksr = FakeKSR({EGRESS_AVP: egress, "$T_reply_code": status, EGRESS_AUTH_AVP: authenticated})
+    router(ksr).egress_next(None)
+    return ksr
+
+
+def test_trunk_503_fails_over_to_the_eligible_trunk_in_its_format():
+    ksr = egress_failure(503)
+    assert ksr.called("seturi") == [("sip:89891234567@10.20.0.1:5080",)]
+    assert ksr.called("tm.t_relay") == [()]
+
+
+def test_busy_client_is_not_failed_over():
+    ksr = egress_failure(486)
+    assert ksr.called("seturi") == [] and ksr.called("tm.t_relay") == []
+
+
+def test_carrier_challenge_is_answered_once_with_that_trunks_credentials():
+    ksr = egress_failure(503)  # now on south-link, which has credentials
+    egress = ksr.pv.values[EGRESS_AVP]
+    ksr = FakeKSR({EGRESS_AVP: egress, "$T_reply_code": 407})
+    router(ksr).egress_next(None)
+    assert ("$avp(auser)", "kuban-realty") in ksr.called("pv.sets")
+    assert ksr.called("uac.uac_auth") == [()]
+    assert ksr.called("tm.t_relay") == [()]
+    ksr = FakeKSR({EGRESS_AVP: egress, "$T_reply_code": 407, EGRESS_AUTH_AVP: "south-link"})
+    router(ksr).egress_next(None)
+    assert ksr.called("uac.uac_auth") == [] and ksr.called("tm.t_relay") == []

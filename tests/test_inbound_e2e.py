@@ -8,7 +8,7 @@ import time
 import pytest
 
 from .conftest import NATIONAL_TRUNK_IP, SIM_IP, TRUNK_IP, UNTRUSTED_IP, demo_password
-from .sipp import Check, SilentPeer, literal
+from .sipp import Check, literal
 
 # sql/demo.sql
 KRASNODAR_DID = "+78612100101"
@@ -25,19 +25,6 @@ FIRST_PORT, SECOND_PORT = 5201, 5202
 def shows_client(district: str, client: str = CLIENT) -> tuple[Check, ...]:
     """The SIM sees the client's E.164 number (dialable back) and the district as display name."""
     return (Check("From", f'^ *"{literal(district)}" <sip:{literal(client)}@'),)
-
-
-@pytest.fixture
-def silent(request):
-    peers = []
-
-    def bind(port: int) -> SilentPeer:
-        peers.append(SilentPeer(SIM_IP, port))
-        return peers[-1]
-
-    yield bind
-    for peer in peers:
-        peer.close()
 
 
 def call_from_trunk(sipp, called, caller=CLIENT, ip=TRUNK_IP):
@@ -134,7 +121,7 @@ def test_client_hanging_up_while_ringing_gets_487_and_nobody_else_rings(register
     register(NINA, FIRST_PORT)
     register(SERGEI, SECOND_PORT)
     nina = sipp("hunt_ring_timeout", "sim_uas.xml", local_ip=SIM_IP, local_port=FIRST_PORT).start()
-    sergei = silent(SECOND_PORT)
+    sergei = silent(SIM_IP, SECOND_PORT)
     sipp("cancel_while_ringing", "trunk_uac.xml", local_ip=TRUNK_IP,
          keys={"called": NOVOROSSIYSK_DID, "caller": CLIENT}).run()
     nina.succeeded()
@@ -155,7 +142,7 @@ def test_unknown_number_from_trunk_gets_404_number_dialed_incorrectly(sipp, call
 
 def test_untrusted_source_is_challenged_and_never_rings_a_sim(register, sipp, silent):
     register(OLGA, FIRST_PORT)
-    olga = silent(FIRST_PORT)
+    olga = silent(SIM_IP, FIRST_PORT)
     refused(sipp, 407, "Proxy Authentication Required", KRASNODAR_DID, ip=UNTRUSTED_IP).run()
     assert olga.received() == []
 

@@ -1,0 +1,153 @@
+"""The authenticated-SIM row of the routing policy, on the pure decision core."""
+
+from __future__ import annotations
+
+import pytest
+
+from kemi.decision import (AUTHENTICATE_TO_TRUNK, GIVE_UP, NO_ROUTE_OUT, NOBODY_REACHABLE,
+                           NUMBER_DIALED_INCORRECTLY, TRY_NEXT_TRUNK, Attempt, Call, CallOut,
+                           Reply, Ring, after_trunk_failure, decide, wants_privacy)
+
+from .fakes import FakeRoutingData, demo_data, sim
+
+IVAN = sim("+79181110003")
+SIM_IP = "127.0.0.1"
+KUBAN_OUT = Attempt("kuban-telecom", "sip:+79891234567@127.0.0.2:5060")
+SOUTH_OUT = Attempt("south-link", "sip:89891234567@10.20.0.1:5080", "kuban-realty", "s3cret")
+
+
+def dial(number, caller=IVAN, method="INVITE", **kw):
+    return decide(Call(method, SIM_IP, number, caller.username, sim=caller, **kw), demo_data())
+
+
+@pytest.mark.parametrize("typed", ["89891234567", "+79891234567", "9891234567",
+                                   "8 (989) 123-45-67", "+7 989 123 45 67"])
+def test_client_sees_the_district_number_through_the_owner_trunk(typed):
+    assert dial(typed) == CallOut(called="+79891234567", caller="+78622550101", anonymous=False,
+                                  attempts=(KUBAN_OUT, SOUTH_OUT))
+
+
+def test_failover_goes_only_to_trunks_accepting_foreign_caller_ids():
+    attempts = dial("89891234567").attempts
+    assert "west-line" not in [a.trunk for a in attempts]
+
+
+def test_a_substitute_in_the_district_shows_the_same_number():
+    boris = sim("+79181110004", manager_id=2)  # Sochi too: the district's number
+    assert dial("89891234567", boris).caller == dial("89891234567", IVAN).caller == "+78622550101"
+
+
+def test_a_moved_manager_shows_the_new_district_number():
+    moved = sim("+79181110003", district="Anapa", caller_id="+78613350101")
+    assert dial("89891234567", moved).caller == "+78613350101"
+
+
+def test_an_override_owned_by_another_carrier_leaves_through_it_in_its_format():
+    pavel = sim("+79181110002", caller_id="+78612100103", caller_id_trunk_id=2)
+    out = dial("+79891234567", pavel)
+    assert out.caller == "88612100103"  # south-link writes numbers the national way
+    assert out.attempts == (SOUTH_OUT,)  # nobody else accepts a foreign caller ID
+
+
+@pytest.mark.parametrize("number, refusal, permission", [
+    ("+441234567890", "International Calls Disabled", "allow_international"),
+    ("810441234567890", "International Calls Disabled", "allow_international"),
+    ("88091234567", "Premium Rate Calls Disabled", "allow_premium_rate"),
+    ("+77012345678", "Calls To Kazakhstan Disabled", "allow_kazakhstan"),
+    ("87012345678", "Calls To Kazakhstan Disabled", "allow_kazakhstan"),
+])
+def test_destination_policy(number, refusal, permission):
+    assert dial(number) == Reply(403, refusal)
+    allowed = sim("+79181110003", **{permission: True})
+    assert isinstance(dial(number, allowed), CallOut)
+
+
+@pytest.mark.parametrize("number", ["88005553535", "+78612345678", "89181234567"])
+def test_domestic_numbers_are_always_allowed(number):
+    assert isinstance(dial(number), CallOut)
+
+
+def test_international_numbers_are_written_for_each_carrier():
+    out = dial("+441234567890", sim("+79181110003", allow_international=True))
+    assert [a.ruri for a in out.attempts] == ["sip:+441234567890@127.0.0.2:5060",
+                                              "sip:810441234567890@10.20.0.1:5080"]
+
+
+@pytest.mark.parametrize("number", ["112", "101", "102", "103", "104"])
+def test_emergency_goes_to_the_default_trunk_showing_the_sims_own_number(number):
+    out = dial(number)
+    assert out.caller == "+79181110003"
+    assert out.attempts[0] == Attempt("kuban-telecom", f"sip:{number}@127.0.0.2:5060")
+
+
+def test_emergency_without_a_default_trunk_is_503():
+    data = demo_data()
+    data.all_trunks = tuple(t for t in data.all_trunks if not t.is_default)
+    data.all_trunks = tuple(t.__class__(**{**t.__dict__, "accepts_foreign_caller_id": False})
+                            for t in data.all_trunks)
+    assert decide(Call("INVITE", SIM_IP, "112", IVAN.username, sim=IVAN), data) == NO_ROUTE_OUT
+
+
+def test_own_company_did_rings_that_district_showing_the_sim():
+    assert dial("88622550101") == Ring(("+79181110003", "+79181110004"), caller="+79181110003",
+                                       display="Sochi", pai=None, via="sim")
+
+
+def test_own_company_did_with_nobody_on_duty_is_480():
+    assert dial("+78613350101") == NOBODY_REACHABLE
+
+
+def test_own_company_sim_rings_directly_without_rewriting():
+    assert dial("89181110004") == Ring(("+79181110004",), caller="+79181110003", display=None,
+                                       pai=None, via="sim")
+
+
+@pytest.mark.parametrize("number", ["+79181110008", "+79181110007"])
+def test_own_company_inactive_sim_is_not_a_number(number):
+    assert dial(number) == NUMBER_DIALED_INCORRECTLY
+
+
+@pytest.mark.parametrize("number", ["+74952000000", "+79161110001"])
+def test_another_companys_numbers_are_external(number):
+    out = dial(number)
+    assert isinstance(out, CallOut) and out.called == number
+
+
+@pytest.mark.parametrize("number", ["", None, "12", "abc", "*21#", "+7"])
+def test_unparsable_is_404_number_dialed_incorrectly(number):
+    assert dial(number) == Reply(404, "Number Dialed Incorrectly")
+
+
+@pytest.mark.parametrize("method", ["MESSAGE", "REFER", "OPTIONS", "SUBSCRIBE"])
+def test_out_of_dialog_requests_other_than_calls_are_not_relayed(method):
+    assert dial("+79891234567", method=method) == Reply(405, "Method Not Allowed")
+
+
+@pytest.mark.parametrize("privacy, anonymous", [
+    ("id", True), ("header; id", True), ("user", True), ("none", False), (None, False),
+    ("critical", False)])
+def test_privacy(privacy, anonymous):
+    assert wants_privacy(privacy) is anonymous
+    assert dial("+79891234567", privacy=privacy).anonymous is anonymous
+
+
+def test_no_trunk_at_all_is_503():
+    data = FakeRoutingData(all_trunks=())
+    assert decide(Call("INVITE", SIM_IP, "+79891234567", IVAN.username, sim=IVAN), data) == NO_ROUTE_OUT
+
+
+@pytest.mark.parametrize("status, attempts, authenticated, action", [
+    (401, (SOUTH_OUT,), False, AUTHENTICATE_TO_TRUNK),
+    (407, (SOUTH_OUT,), False, AUTHENTICATE_TO_TRUNK),
+    (401, (SOUTH_OUT,), True, GIVE_UP),  # wrong credentials: do not loop
+    (401, (KUBAN_OUT, SOUTH_OUT), False, GIVE_UP),  # no credentials for this trunk
+    (503, (KUBAN_OUT, SOUTH_OUT), False, TRY_NEXT_TRUNK),
+    (500, (KUBAN_OUT, SOUTH_OUT), False, TRY_NEXT_TRUNK),
+    (408, (KUBAN_OUT, SOUTH_OUT), False, TRY_NEXT_TRUNK),
+    (503, (SOUTH_OUT,), False, GIVE_UP),
+    (486, (KUBAN_OUT, SOUTH_OUT), False, GIVE_UP),  # the client is busy: that is the answer
+    (404, (KUBAN_OUT, SOUTH_OUT), False, GIVE_UP),
+    (603, (KUBAN_OUT, SOUTH_OUT), False, GIVE_UP),
+])
+def test_after_trunk_failure(status, attempts, authenticated, action):
+    assert after_trunk_failure(status, attempts, authenticated) == action
