@@ -174,7 +174,7 @@ def test_bye_from_the_sim_reaches_the_client_with_its_identity_restored(register
     # The carrier sent 89181234567 "Client"; the BYE it receives must carry that back in To.
     sipp("inbound_bye_from_sim", "trunk_uac.xml", local_ip=TRUNK_IP,
          keys={"called": KRASNODAR_DID, "caller": "89181234567"},
-         # uac restores the URI; the display name it does not restore (see README).
-         checks=(Check("To", r'<sip:89181234567@127\.0\.0\.2'),
+         # uac restores the URI; kamailio.cfg drops in-dialog display names (no "Krasnodar").
+         checks=(Check("To", r'^ *<sip:89181234567@127\.0\.0\.2'),
                  Check("From", r'<sip:\+78612100101@'))).run()
     sim.succeeded()

@@ -171,3 +171,12 @@ def test_refused_calls_never_reach_a_carrier(stack, sipp, carriers_silent, sim, 
                                              reason, caller, password):
     sim_refused(sipp, stack, sim, called, code, reason, caller, password).run()
     nothing_reached(carriers_silent)
+
+
+def test_reinvites_both_ways_carry_each_sides_own_view(stack, sipp):
+    far = sipp("outbound_reinvite", "trunk_uas.xml", local_ip=TRUNK_IP, local_port=TRUNK_PORT,
+               checks=(Check("From", f"<sip:{literal(SOCHI_NUMBER)}@"),
+                       Check("From", "Manager", present=False))).start()
+    sim_calls(sipp, stack, BORIS, "89891234567", flow="outbound_reinvite",
+              checks=(Check("To", f"<sip:{literal(BORIS)}@{literal(stack.config.realm)}>"),)).run()
+    far.succeeded()
