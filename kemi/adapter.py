@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import time
 
-from cachetools import TTLCache
-
 from .config import Config
 from .decision import (AUTHENTICATE_TO_TRUNK, NOBODY_REACHABLE, TRY_NEXT_TRUNK, Attempt,
                        Authenticate, Call, CallOut, Register, Reply, Ring, after_trunk_failure,
@@ -26,6 +24,7 @@ EGRESS_AUTH_AVP = "$avp(egress_auth)"  # the trunk already answered with credent
 # uac_auth reads the carrier's credentials from these (kamailio.cfg modparams).
 UAC_USER_AVP, UAC_PASSWORD_AVP = "$avp(auser)", "$avp(apass)"
 LOCATION_TABLE = "location"
+REFUSALS_TABLE = "refusals"
 # Identity headers a caller may not choose for itself (RFC 3325 trust domain).
 IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID")
 
@@ -33,12 +32,11 @@ IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party
 class Router:
     """The object app_python3 calls: one instance per Kamailio process."""
 
-    def __init__(self, ksr, config: Config, directory: Directory, clock=time.monotonic):
+    def __init__(self, ksr, config: Config, directory: Directory, clock=time.time):
         self.ksr = ksr
         self.config = config
         self.directory = directory
-        # One refusal log line per source per second: a scanner cannot flood the log.
-        self._refusal_log = TTLCache(maxsize=4096, ttl=1.0, timer=clock)
+        self._clock = clock
         # Routing lines are formatted only when the log level shows them (2 = info).
         self._verbose = config.log_level >= 2
 
@@ -225,16 +223,14 @@ class Router:
     # -- refusals and errors ------------------------------------------------------------
 
     def _refuse(self, call: Call, reply: Reply, claimed: str | None = None) -> None:
-        self.ksr.sl.send_reply(reply.code, reply.reason)
-        source = call.source_ip
-        suppressed = self._refusal_log.get(source)
-        if suppressed is None:
-            self._refusal_log[source] = 0
-            self.ksr.notice(
-                f"refused source={source} method={call.method} from={claimed or call.from_user}"
-                f" to={call.ruri_user} code={reply.code} reason=\"{reply.reason}\"\n")
-        else:
-            self._refusal_log[source] = suppressed + 1
+        ksr = self.ksr
+        ksr.sl.send_reply(reply.code, reply.reason)
+        # One line per source per second across all workers (shared htable, kamailio.cfg):
+        # a scanner cannot flood the log; the format is fail2ban-friendly.
+        if ksr.htable.sht_inc(REFUSALS_TABLE, f"{call.source_ip}::{int(self._clock())}") == 1:
+            ksr.notice(f"refused source={call.source_ip} method={call.method} "
+                       f"from={claimed or call.from_user} to={call.ruri_user} "
+                       f"code={reply.code} reason=\"{reply.reason}\"\n")
 
     def _crash(self, where: str, exc: Exception, stateful: bool = False) -> None:
         ksr = self.ksr

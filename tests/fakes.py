@@ -117,6 +117,12 @@ class FakeKSR:
         self.auth = _Recorder(self, "auth", {"pv_auth_check": auth_rc})
         for module in ("tm", "sl", "rr", "uac", "hdr", "dialog"):
             setattr(self, module, _Recorder(self, module, {}))
+        self.shared: dict[str, int] = {}  # the htable, shared by all "workers"
+        self.htable = _Recorder(self, "htable", {"sht_inc": self._sht_inc})
+
+    def _sht_inc(self, table, key):
+        self.shared[f"{table}/{key}"] = self.shared.get(f"{table}/{key}", 0) + 1
+        return self.shared[f"{table}/{key}"]
 
     def seturi(self, uri):
         self.calls.append(("seturi", uri))

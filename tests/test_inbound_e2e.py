@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 
+from . import rawsip
 from .conftest import NATIONAL_TRUNK_IP, SIM_IP, TRUNK_IP, UNTRUSTED_IP, demo_password
 from .sipp import Check, literal
 
@@ -148,17 +148,10 @@ def test_untrusted_source_is_challenged_and_never_rings_a_sim(register, sipp, si
 
 
 def test_malformed_request_gets_400(stack):
-    bad = (f"INVITE sip:{KRASNODAR_DID}@{stack.remote} SIP/2.0\r\n"
-           "Via: SIP/2.0/UDP 127.0.0.2:5999;branch=z9hG4bKbad1\r\n"
-           "From: <sip:client@127.0.0.2>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\n"
-           "Call-ID: malformed-1\r\nCSeq: x INVITE\r\nMax-Forwards: 70\r\n"
-           "Content-Length: 0\r\n\r\n")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((TRUNK_IP, 5999))
-        sock.settimeout(3)
-        sock.sendto(bad.encode(), (stack.config.sip_addr, stack.config.sip_port))
-        reply = sock.recv(65535).decode()
-    assert reply.startswith("SIP/2.0 400 "), reply
+    bad = rawsip.build("INVITE", f"sip:{KRASNODAR_DID}@{stack.remote}", (TRUNK_IP, 5999),
+                       from_uri="sip:client@127.0.0.2", to_uri="sip:x@127.0.0.1", cseq="x INVITE")
+    status = rawsip.exchange(bad, (TRUNK_IP, 5999), (stack.config.sip_addr, stack.config.sip_port))
+    assert status.startswith("SIP/2.0 400 "), status
 
 
 # -- in-dialog ---------------------------------------------------------------------
