@@ -1,0 +1,78 @@
+"""Routing data read from PostgreSQL: which caller ID and trunk a SIM gets, unknown numbers."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from kemi.db import Database
+from kemi.directory import Directory
+
+IVAN, BORIS, PAVEL = "+79181110003", "+79181110004", "+79181110002"
+
+
+@pytest.fixture
+def directory(stack):
+    return Directory(Database(stack.dsn), ttl=60, size=100)
+
+
+@pytest.fixture
+def dba(stack):
+    """Raw SQL committed as a DBA would; every change is undone after the test."""
+    conn = psycopg2.connect(stack.dsn)
+    conn.autocommit = True
+    undo: list[str] = []
+
+    def run(statement: str, revert: str) -> None:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+        undo.append(revert)
+
+    yield run
+    with conn.cursor() as cur:
+        for statement in reversed(undo):
+            cur.execute(statement)
+    conn.close()
+
+
+def trunk_name(directory, trunk_id):
+    return next(t.name for t in directory.trunks() if t.id == trunk_id)
+
+
+def test_manager_and_substitute_show_the_district_number_through_its_owner(directory):
+    for sim in (IVAN, BORIS):
+        record = directory.sim(sim)
+        assert record.caller_id == "+78622550101"
+        assert trunk_name(directory, record.caller_id_trunk_id) == "kuban-telecom"
+
+
+def test_override_wins_and_brings_its_own_trunk(directory):
+    record = directory.sim(PAVEL)
+    assert record.caller_id == "+78612100103"
+    assert trunk_name(directory, record.caller_id_trunk_id) == "south-link"
+
+
+def test_moved_manager_shows_the_new_district_number(stack, dba):
+    dba("UPDATE manager SET district_id = (SELECT id FROM district WHERE name = 'Anapa') "
+        "WHERE name = 'Boris'",
+        "UPDATE manager SET district_id = (SELECT id FROM district WHERE name = 'Sochi') "
+        "WHERE name = 'Boris'")
+    fresh = Directory(Database(stack.dsn), ttl=60, size=100)
+    assert fresh.sim(BORIS).caller_id == "+78613350101"
+    assert fresh.sim(BORIS).district_name == "Anapa"
+
+
+def test_unknown_numbers_are_cached_as_unknown(stack):
+    db = Database(stack.dsn)
+    calls = []
+    original = db.query
+    db.query = lambda name, **kw: calls.append(name) or original(name, **kw)
+    directory = Directory(db, ttl=60, size=100)
+    assert directory.did_route("+78612999999") is None
+    assert directory.did_route("+78612999999") is None
+    assert calls == ["did_route"]
+
+
+def test_did_route_lists_active_sims_in_hunting_order(directory):
+    route = directory.did_route("+78613350101")  # Anapa: Anna, Denis, (Gleb inactive)
+    assert route.hunt == ("+79181110007", "+79181110008")
