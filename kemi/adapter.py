@@ -9,6 +9,7 @@ import json
 import time
 
 from .config import Config
+from .db import DatabaseError
 from .decision import (AUTHENTICATE_TO_TRUNK, NOBODY_REACHABLE, TRY_NEXT_TRUNK, Attempt,
                        Authenticate, Call, CallOut, Register, Reply, Ring, after_trunk_failure,
                        auth_verdict, check_sim, decide)
@@ -25,6 +26,7 @@ EGRESS_AUTH_AVP = "$avp(egress_auth)"  # the trunk already answered with credent
 UAC_USER_AVP, UAC_PASSWORD_AVP = "$avp(auser)", "$avp(apass)"
 LOCATION_TABLE = "location"
 REFUSALS_TABLE = "refusals"
+DATABASE_DOWN = Reply(503, "Service Unavailable")
 # Identity headers a caller may not choose for itself (RFC 3325 trust domain).
 IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID")
 
@@ -48,6 +50,7 @@ class Router:
     def route_initial(self, msg, *_args) -> int:
         """Initial out-of-dialog request: authenticate, decide, apply."""
         try:
+            self.directory.refresh_if_changed()
             call = self._read_call()
             decision = decide(call, self.directory, self.config.region)
             if isinstance(decision, Authenticate):
@@ -57,6 +60,12 @@ class Router:
                 call = Call(**{**call.__dict__, "sim": sim})
                 decision = decide(call, self.directory, self.config.region)
             self._apply(call, decision)
+        except DatabaseError as exc:
+            # Data needed here was never cached and the database cannot answer. No
+            # Retry-After: a carrier would take it as "the whole proxy is down" and stop
+            # sending the calls we can still route from cache.
+            self.ksr.sl.send_reply(DATABASE_DOWN.code, DATABASE_DOWN.reason)
+            self.ksr.err(f"route_initial call_id={self.ksr.pv.get('$ci')}: {exc}\n")
         except Exception as exc:  # never leave the client retransmitting into silence
             self._crash("route_initial", exc)
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import psycopg2
@@ -15,6 +16,13 @@ _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 class DatabaseError(Exception):
     """The database could not answer; the message says which DSN and why."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """No connection could be made (or the last attempt failed moments ago)."""
+
+# Routing tables NOTIFY this channel on every committed change (sql/migrations/003).
+CHANGES_CHANNEL = "routing_changed"
 
 
 def _load_queries() -> dict[str, str]:
@@ -29,37 +37,77 @@ class Database:
 
     Kamailio forks its workers after loading Python: a connection inherited across
     fork would be shared by several processes and corrupt, so the owner's PID is
-    checked and a forked child opens its own.
+    checked and a forked child opens its own. After a failed connection attempt the
+    next one waits (0.5 s, doubling up to 5 s): a database that is down costs requests
+    nothing but an exception, never a connect timeout each.
     """
 
-    def __init__(self, dsn: str, timeout_ms: int = 500, application: str = "cloud-pbx"):
+    RETRY_MIN_S, RETRY_MAX_S = 0.5, 5.0
+
+    def __init__(self, dsn: str, timeout_ms: int = 500, application: str = "cloud-pbx",
+                 listen: bool = False, clock=time.monotonic):
         self.dsn = dsn
         self.timeout_ms = timeout_ms
         self.application = application
+        self.listen = listen
+        self._clock = clock
         self._conn = None
         self._pid = None
+        self._retry_at = 0.0
+        self._backoff = self.RETRY_MIN_S
+        self._fresh = False  # a new connection: changes made meanwhile were not notified
 
     def _connection(self):
-        if self._conn is None or self._pid != os.getpid() or self._conn.closed:
-            try:
-                self._conn = psycopg2.connect(
-                    self.dsn,
-                    connect_timeout=max(1, round(self.timeout_ms / 1000)),
-                    application_name=self.application,
-                    options=f"-c statement_timeout={self.timeout_ms}",
-                )
-            except psycopg2.Error as exc:
-                self._conn = None
-                raise DatabaseError(f"cannot connect to {self.dsn!r}: {_first_line(exc)}") from exc
-            self._conn.autocommit = True
-            self._pid = os.getpid()
-        return self._conn
+        if self._conn is not None and self._pid == os.getpid() and not self._conn.closed:
+            return self._conn
+        now = self._clock()
+        if now < self._retry_at:
+            raise DatabaseUnavailable(f"{self.dsn!r} unavailable; next attempt in "
+                                      f"{self._retry_at - now:.1f} s")
+        try:
+            conn = psycopg2.connect(
+                self.dsn,
+                connect_timeout=max(2, round(self.timeout_ms / 1000)),
+                application_name=self.application,
+                options=f"-c statement_timeout={self.timeout_ms}",
+            )
+            conn.autocommit = True
+            if self.listen:
+                with conn.cursor() as cur:
+                    cur.execute(f"LISTEN {CHANGES_CHANNEL}")
+        except psycopg2.Error as exc:
+            self._conn = None
+            self._retry_at = now + self._backoff
+            self._backoff = min(self._backoff * 2, self.RETRY_MAX_S)
+            raise DatabaseUnavailable(f"cannot connect to {self.dsn!r}: {_first_line(exc)}") from exc
+        self._conn, self._pid = conn, os.getpid()
+        self._backoff = self.RETRY_MIN_S
+        self._fresh = True
+        return conn
+
+    def changed(self) -> bool:
+        """Whether routing data may have changed since the last call: a change was
+        notified, or a new connection was opened (notifications sent while there was
+        none are lost). A non-blocking read of the socket, no round trip."""
+        try:
+            conn = self._connection()
+            conn.poll()
+        except DatabaseError:
+            return False
+        except psycopg2.Error:
+            self.close()
+            return False
+        changed = self._fresh or bool(conn.notifies)
+        conn.notifies.clear()
+        self._fresh = False
+        return changed
 
     def query(self, name: str, **params) -> list[dict]:
         """Rows of the named query in sql/queries/, as dicts."""
         sql = QUERIES[name]
+        conn = self._connection()
         try:
-            with self._connection().cursor() as cur:
+            with conn.cursor() as cur:
                 cur.execute(sql, params)
                 columns = [c.name for c in cur.description]
                 return [dict(zip(columns, row)) for row in cur.fetchall()]

@@ -1,4 +1,4 @@
-"""Routing data for one worker: database lookups behind bounded TTL caches, unknown numbers cached too."""
+"""Routing data for one worker: database lookups behind bounded caches that follow live changes."""
 
 from __future__ import annotations
 
@@ -6,64 +6,99 @@ import ipaddress
 import time
 from typing import Callable
 
-from cachetools import TTLCache
+from cachetools import LRUCache
 
-from .db import Database
+from .db import Database, DatabaseError
 from .model import DidRoute, Sim, Trunk
 
-_MISSING = object()
+
+class _Entry:
+    __slots__ = ("value", "generation", "expires")
+
+    def __init__(self, value, generation: int, expires: float):
+        self.value, self.generation, self.expires = value, generation, expires
 
 
 class Directory:
     """Implements model.RoutingData over the database.
 
-    Every cache is bounded in entries and time; a lookup that found nothing is cached
-    as None (negative caching), so a flood of random numbers is not a flood of queries.
+    Each cache is bounded in entries (LRU). An entry is fresh while it belongs to the
+    current generation and its TTL has not run out; the generation moves when the
+    database notifies a change (checked once per request, see refresh_if_changed). A
+    stale entry is re-read, and kept serving if the database cannot answer
+    (stale-if-error). Lookups that found nothing are cached too (None), so a flood of
+    random numbers is not a flood of queries.
     """
 
     def __init__(self, db: Database, ttl: float, size: int,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 log: Callable[[str], None] = lambda text: None):
         self.db = db
-        self._dids = TTLCache(maxsize=size, ttl=ttl, timer=clock)
-        self._sims = TTLCache(maxsize=size, ttl=ttl, timer=clock)
-        self._sources = TTLCache(maxsize=size, ttl=ttl, timer=clock)
-        self._trunks = TTLCache(maxsize=1, ttl=ttl, timer=clock)
+        self.ttl = ttl
+        self.generation = 0
+        self._clock = clock
+        self._log = log
+        self._dids = LRUCache(maxsize=size)
+        self._sims = LRUCache(maxsize=size)
+        self._sources = LRUCache(maxsize=size)
+        self._trunks = LRUCache(maxsize=1)
+        self.stale_serves = 0
+        self._serving_stale = False
+
+    def refresh_if_changed(self) -> None:
+        """Once per request: a notified change marks every cached entry for re-reading."""
+        if self.db.changed():
+            self.generation += 1
 
     def did_route(self, number: str) -> DidRoute | None:
-        route = self._dids.get(number, _MISSING)
-        if route is _MISSING:
-            rows = self.db.query("did_route", number=number)
-            route = DidRoute(**{**rows[0], "hunt": tuple(rows[0]["hunt"])}) if rows else None
-            self._dids[number] = route
-        return route
+        return self._get(self._dids, number, self._fetch_did)
 
     def sim(self, username: str) -> Sim | None:
-        sim = self._sims.get(username, _MISSING)
-        if sim is _MISSING:
-            rows = self.db.query("sim", username=username)
-            sim = Sim(**rows[0]) if rows else None
-            self._sims[username] = sim
-        return sim
+        return self._get(self._sims, username, self._fetch_sim)
 
     def trunk_for_source(self, ip: str) -> Trunk | None:
-        trunk = self._sources.get(ip, _MISSING)
-        if trunk is _MISSING:
-            trunk = match_source(self._all_trunks(), ip)
-            self._sources[ip] = trunk
-        return trunk
+        return self._get(self._sources, ip, lambda key: match_source(self._all_trunks(), key))
 
     def trunks(self) -> tuple[Trunk, ...]:
         return tuple(trunk for trunk, _ in self._all_trunks())
 
-    def _all_trunks(self) -> tuple[tuple[Trunk, tuple], ...]:
-        trunks = self._trunks.get("all")
-        if trunks is None:
-            trunks = tuple(
-                (Trunk(**{**row, "sources": tuple(row["sources"])}),
-                 tuple(ipaddress.ip_network(s, strict=False) for s in row["sources"]))
-                for row in self.db.query("trunks"))
-            self._trunks["all"] = trunks
-        return trunks
+    def _all_trunks(self):
+        return self._get(self._trunks, "all", self._fetch_trunks)
+
+    def _get(self, cache, key, fetch):
+        entry = cache.get(key)
+        now = self._clock()
+        if entry is not None and entry.generation == self.generation and now < entry.expires:
+            return entry.value
+        try:
+            value = fetch(key)
+        except DatabaseError as exc:
+            if entry is None:
+                raise
+            self.stale_serves += 1
+            if not self._serving_stale:
+                self._serving_stale = True
+                self._log(f"database unavailable, routing from cached data: {exc}")
+            return entry.value
+        if self._serving_stale:
+            self._serving_stale = False
+            self._log("database reachable again, cached data refreshed")
+        cache[key] = _Entry(value, self.generation, now + self.ttl)
+        return value
+
+    def _fetch_did(self, number: str) -> DidRoute | None:
+        rows = self.db.query("did_route", number=number)
+        return DidRoute(**{**rows[0], "hunt": tuple(rows[0]["hunt"])}) if rows else None
+
+    def _fetch_sim(self, username: str) -> Sim | None:
+        rows = self.db.query("sim", username=username)
+        return Sim(**rows[0]) if rows else None
+
+    def _fetch_trunks(self, _key):
+        return tuple(
+            (Trunk(**{**row, "sources": tuple(row["sources"])}),
+             tuple(ipaddress.ip_network(s, strict=False) for s in row["sources"]))
+            for row in self.db.query("trunks"))
 
 
 def match_source(trunks, ip: str) -> Trunk | None:

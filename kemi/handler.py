@@ -23,5 +23,8 @@ def mod_init():
     # Runs in the main process before the workers fork: no connection is opened here
     # (kemi.db opens one lazily in each process that queries).
     config = Config.from_env()
-    db = Database(config.database_dsn, config.db_timeout_ms)
-    return Router(KSR, config, Directory(db, config.cache_ttl_s, config.cache_size))
+    # listen: each worker learns of committed changes on its own connection (db.changed).
+    db = Database(config.database_dsn, config.db_timeout_ms, listen=True)
+    directory = Directory(db, config.cache_ttl_s, config.cache_size,
+                          log=lambda text: KSR.notice(text + "\n"))
+    return Router(KSR, config, directory)

@@ -61,7 +61,8 @@ def stack():
     state = Path(tempfile.mkdtemp(prefix="cloud-pbx-test-"))
     os.chmod(state, 0o755)
     config = replace(Config(), state_dir=str(state), sip_port=PROXY_PORT, pg_port=free_port(),
-                     children=4, no_answer_ms=1000, ring_ms=2000, cache_ttl_s=1.0)
+                     children=4, no_answer_ms=1000, ring_ms=2000,
+                     cache_ttl_s=60.0)  # long: live changes must come from notifications
     cluster = PostgresCluster(state, config.pg_port, durable=False)
     proxy = Kamailio(config, state / "kamailio", log_path=state / "kamailio.log")
     try:

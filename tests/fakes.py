@@ -41,6 +41,9 @@ class FakeRoutingData:
     def trunks(self):
         return self.all_trunks
 
+    def refresh_if_changed(self):
+        self.lookups.append(("refresh",))
+
     def trunk_for_source(self, ip):
         return match_source(self._networks, ip)
 

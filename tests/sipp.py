@@ -85,7 +85,8 @@ class Sipp:
                  local_port: int = 0, keys: dict[str, str] | None = None,
                  checks: tuple[Check, ...] = (), values: dict[str, str] | None = None,
                  service: str | None = None,
-                 auth: tuple[str, str] | None = None, calls: int = 1, timeout_s: int = 20):
+                 auth: tuple[str, str] | None = None, calls: int = 1, rate: float | None = None,
+                 timeout_s: int = 20):
         self.label = f"{flow}/{name}@{local_ip}:{local_port or 'any'}"
         self.work_dir = work_dir
         self.local_ip, self.local_port = local_ip, local_port
@@ -101,6 +102,8 @@ class Sipp:
                      "-trace_msg", "-message_file", str(self.message_file)]
         if local_port:
             self.args += ["-p", str(local_port)]
+        if rate:
+            self.args += ["-r", str(rate), "-rp", "1000"]
         if service:
             self.args += ["-s", service]
         if auth:

@@ -51,9 +51,18 @@ def test_did_must_be_e164(sql, number):
 
 def test_district_caller_id_must_be_a_did_of_its_company(sql):
     sql("INSERT INTO company (name) VALUES ('Other Co')")
+    # Kuban Realty's DID, not Other Co's (and not yet published by an active district)
+    sql("UPDATE district SET active = false WHERE name = 'Sochi'")
     refused(sql, "INSERT INTO district (company_id, name, caller_id) VALUES "
                  "((SELECT id FROM company WHERE name = 'Other Co'), 'Yeysk', '+78622550101')",
             "district_caller_id_is_company_did", commit_check=True)
+
+
+def test_two_active_districts_cannot_publish_the_same_number(sql):
+    refused(sql, f"INSERT INTO district (company_id, name, caller_id) VALUES "
+                 f"({KUBAN}, 'Sochi-2', '+78622550101')", "district_caller_id_unique_active")
+    sql(f"INSERT INTO district (company_id, name, caller_id, active) VALUES "
+        f"({KUBAN}, 'Sochi-old', '+78622550101', false)")  # an inactive one may keep it
 
 
 def test_did_must_ring_a_district_of_its_own_company(sql):
@@ -91,3 +100,38 @@ def test_migrations_are_applied_once(stack):
     assert db.migrate(stack.dsn) == []  # the session already applied them all
     rows = db.Database(stack.dsn).query("company_count")
     assert rows[0]["n"] == 1  # and the data survived the re-run
+
+
+def test_raw_sql_changes_are_audited_with_who_and_what(stack):
+    conn = psycopg2.connect(stack.dsn, application_name="dba-console")
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("UPDATE manager SET position = position WHERE name = 'Ivan'")
+            cur.execute("UPDATE sim SET ha1 = ha1 WHERE username = '+79181110003'")
+            cur.execute("SELECT table_name, operation, db_user, application, old_row, new_row"
+                        " FROM audit ORDER BY id DESC LIMIT 2")
+            (sim_t, sim_op, _, _, sim_old, sim_new), (mgr_t, mgr_op, user, app, old, new) = cur.fetchall()
+    finally:
+        conn.close()
+    assert (mgr_t, mgr_op, user, app) == ("manager", "UPDATE", "postgres", "dba-console")
+    assert old["name"] == new["name"] == "Ivan"
+    assert (sim_t, sim_op) == ("sim", "UPDATE")
+    assert sim_old["ha1"] == sim_new["ha1"] == "(secret)"  # credentials never reach the audit
+
+
+def test_committed_changes_are_notified(stack):
+    listener = db.Database(stack.dsn, listen=True)
+    assert listener.changed()  # a first connection: anything may have changed
+    assert not listener.changed()
+    conn = psycopg2.connect(stack.dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("UPDATE district SET name = name WHERE name = 'Sochi'")
+    finally:
+        conn.close()
+    import time
+    deadline = time.monotonic() + 2
+    while not listener.changed():
+        assert time.monotonic() < deadline, "no notification within 2 s"
+        time.sleep(0.01)
+    listener.close()
