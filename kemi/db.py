@@ -186,3 +186,86 @@ def run_script(dsn: str, path: Path, settings: dict[str, str] | None = None) -> 
         raise DatabaseError(f"{path.name} on {dsn!r}: {_first_line(exc)}") from exc
     finally:
         conn.close()
+
+
+# -- administration (pbxctl): explicit transactions, constraint errors with their names ----
+
+ADMIN_QUERIES = {p.stem: p.read_text() for p in sorted((SQL_DIR / "admin").glob("*.sql"))}
+
+
+class ConstraintViolation(DatabaseError):
+    """PostgreSQL refused a change; `constraint` names the rule, `detail` the row or key."""
+
+    def __init__(self, message: str, constraint: str | None, detail: str | None):
+        super().__init__(message)
+        self.constraint = constraint
+        self.detail = detail
+
+
+class Session:
+    """One administrator's connection: every command is one transaction, committed or not."""
+
+    def __init__(self, dsn: str, application: str = "pbxctl"):
+        self.dsn = dsn
+        try:
+            self._conn = psycopg2.connect(dsn, application_name=application, connect_timeout=5)
+        except psycopg2.Error as exc:
+            raise DatabaseUnavailable(f"cannot connect to {dsn!r}: {_first_line(exc)}") from exc
+
+    def run(self, name: str, params: dict | None = None) -> list[dict]:
+        """Rows of sql/admin/<name>.sql, inside the current transaction."""
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(ADMIN_QUERIES[name], params or {})
+                if cur.description is None:
+                    return []
+                columns = [c.name for c in cur.description]
+                return [dict(zip(columns, row)) for row in cur.fetchall()]
+        except psycopg2.Error as exc:
+            raise _violation(exc) from exc
+
+    def run_each(self, name: str, rows: list[dict], on_row=None) -> None:
+        """sql/admin/<name>.sql once per row, each under a savepoint so that the row at
+        fault is known: ConstraintViolation.row is its index in rows."""
+        sql = ADMIN_QUERIES[name]
+        with self._conn.cursor() as cur:
+            for index, row in enumerate(rows):
+                cur.execute("SAVEPOINT row")
+                try:
+                    cur.execute(sql, row)
+                except psycopg2.Error as exc:
+                    cur.execute("ROLLBACK TO SAVEPOINT row")
+                    violation = _violation(exc)
+                    violation.row = index
+                    raise violation from exc
+                cur.execute("RELEASE SAVEPOINT row")
+                if on_row:
+                    on_row(index)
+
+    def check_deferred(self) -> None:
+        """Check deferred constraints now, so a refusal comes before commit."""
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        except psycopg2.Error as exc:
+            raise _violation(exc) from exc
+
+    def commit(self) -> None:
+        try:
+            self._conn.commit()
+        except psycopg2.Error as exc:
+            raise _violation(exc) from exc
+
+    def rollback(self) -> None:
+        self._conn.rollback()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _violation(exc: psycopg2.Error) -> DatabaseError:
+    if isinstance(exc, psycopg2.OperationalError) and exc.pgcode is None:
+        return DatabaseUnavailable(_first_line(exc))
+    diag = getattr(exc, "diag", None)
+    return ConstraintViolation(_first_line(exc), getattr(diag, "constraint_name", None),
+                               getattr(diag, "message_detail", None))

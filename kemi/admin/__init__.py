@@ -1,0 +1,1 @@
+"""pbxctl: the administrators' tool for the routing tables (python -m kemi.admin)."""

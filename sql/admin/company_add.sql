@@ -1,0 +1,4 @@
+INSERT INTO company (name, allow_international, allow_premium_rate, allow_kazakhstan)
+VALUES (%(name)s, COALESCE(%(allow_international)s, false),
+        COALESCE(%(allow_premium_rate)s, false), COALESCE(%(allow_kazakhstan)s, false))
+RETURNING name

@@ -1,0 +1,1 @@
+DELETE FROM company WHERE name = %(key)s RETURNING name

@@ -1,0 +1,7 @@
+UPDATE company SET
+       name = COALESCE(%(rename)s, name),
+       allow_international = COALESCE(%(allow_international)s, allow_international),
+       allow_premium_rate = COALESCE(%(allow_premium_rate)s, allow_premium_rate),
+       allow_kazakhstan = COALESCE(%(allow_kazakhstan)s, allow_kazakhstan)
+ WHERE name = %(key)s
+RETURNING name

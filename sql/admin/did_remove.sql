@@ -1,0 +1,1 @@
+DELETE FROM did WHERE number = %(key)s RETURNING number

@@ -1,0 +1,1 @@
+DELETE FROM district WHERE company_id = %(company_id)s AND name = %(key)s RETURNING name

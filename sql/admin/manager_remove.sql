@@ -1,0 +1,1 @@
+DELETE FROM manager WHERE id = %(key)s RETURNING id, name

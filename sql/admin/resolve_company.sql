@@ -1,0 +1,1 @@
+SELECT id FROM company WHERE name = %(company)s

@@ -1,0 +1,1 @@
+SELECT id FROM trunk WHERE name = %(trunk)s

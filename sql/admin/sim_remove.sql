@@ -1,0 +1,1 @@
+DELETE FROM sim WHERE username = %(key)s RETURNING username

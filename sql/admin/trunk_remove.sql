@@ -1,0 +1,1 @@
+DELETE FROM trunk WHERE name = %(key)s RETURNING name
