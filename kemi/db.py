@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
+import psycopg2.extras
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -224,23 +225,38 @@ class Session:
         except psycopg2.Error as exc:
             raise _violation(exc) from exc
 
-    def run_each(self, name: str, rows: list[dict], on_row=None) -> None:
-        """sql/admin/<name>.sql once per row, each under a savepoint so that the row at
-        fault is known: ConstraintViolation.row is its index in rows."""
+    def run_each(self, name: str, rows: list[dict], on_page=None, page: int = 1000) -> None:
+        """sql/admin/<name>.sql once per row, a page of rows per round trip. When a page is
+        refused it is replayed row by row to find the row at fault:
+        ConstraintViolation.row is its index in rows."""
         sql = ADMIN_QUERIES[name]
         with self._conn.cursor() as cur:
-            for index, row in enumerate(rows):
-                cur.execute("SAVEPOINT row")
+            for start in range(0, len(rows), page):
+                chunk = rows[start:start + page]
+                cur.execute("SAVEPOINT page")
                 try:
-                    cur.execute(sql, row)
-                except psycopg2.Error as exc:
-                    cur.execute("ROLLBACK TO SAVEPOINT row")
-                    violation = _violation(exc)
-                    violation.row = index
-                    raise violation from exc
-                cur.execute("RELEASE SAVEPOINT row")
-                if on_row:
-                    on_row(index)
+                    statement, template = _multi_row(sql)
+                    psycopg2.extras.execute_values(cur, statement, chunk, template, page_size=page)
+                except psycopg2.Error:
+                    cur.execute("ROLLBACK TO SAVEPOINT page")
+                    self._find_refused_row(cur, sql, chunk, start)
+                    raise  # the page failed but no single row did: deferred or concurrent
+                cur.execute("RELEASE SAVEPOINT page")
+                if on_page:
+                    on_page(start + len(chunk))
+
+    @staticmethod
+    def _find_refused_row(cur, sql: str, chunk: list[dict], start: int) -> None:
+        for offset, row in enumerate(chunk):
+            cur.execute("SAVEPOINT row")
+            try:
+                cur.execute(sql, row)
+            except psycopg2.Error as exc:
+                cur.execute("ROLLBACK TO SAVEPOINT row")
+                violation = _violation(exc)
+                violation.row = start + offset
+                raise violation from exc
+            cur.execute("RELEASE SAVEPOINT row")
 
     def check_deferred(self) -> None:
         """Check deferred constraints now, so a refusal comes before commit."""
@@ -261,6 +277,14 @@ class Session:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _multi_row(sql: str) -> tuple[str, str]:
+    """INSERT ... VALUES (row) [RETURNING ...] as a statement taking many rows, and the
+    row template (psycopg2.extras.execute_values): one statement per page of rows."""
+    head, _, rest = sql.partition("VALUES")
+    template = rest.split("RETURNING")[0].strip()
+    return f"{head} VALUES %s", template
 
 
 def _violation(exc: psycopg2.Error) -> DatabaseError:

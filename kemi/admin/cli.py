@@ -143,7 +143,7 @@ class Admin:
                 if entity.name == "sim" and not params[-1]["ha1"]:
                     raise InputError("password", "", "is required (column ha1 or password)")
             except InputError as exc:
-                errors.append(f"row {number}, column {exc.field}: {exc}")
+                errors.append(f"row {number}, column {exc.field}: {exc.value!r} {exc.why}")
         if errors:
             raise Refused(f"{len(errors)} row(s) refused, nothing imported:\n" + "\n".join(errors[:50])
                           + (f"\n... and {len(errors) - 50} more" if len(errors) > 50 else ""))
@@ -373,9 +373,10 @@ def run(args, admin: Admin, out, stdin) -> None:
         rows = _read_csv(args.file, entity)
         show = sys.stderr.isatty() and len(rows) >= 10000
 
-        def progress(index: int) -> None:
-            if show and (index + 1) % 5000 == 0:
-                print(f"\r{entity.name}: {index + 1}/{len(rows)} rows", end="", file=sys.stderr)
+        def progress(done: int) -> None:
+            if show:
+                bar = "#" * (30 * done // len(rows))
+                print(f"\r{entity.name} [{bar:<30}] {done}/{len(rows)}", end="", file=sys.stderr)
 
         count = admin.import_rows(entity, rows, progress)
         if show:

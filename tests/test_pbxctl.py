@@ -1,0 +1,249 @@
+"""pbxctl against a real PostgreSQL: every command, bad input for each field, import and export."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+
+import psycopg2
+import pytest
+
+from kemi import db
+from kemi.admin.cli import main
+from kemi.config import ROOT
+
+CO = "Kuban Realty"
+
+
+@pytest.fixture
+def dsn(stack, tmp_path_factory):
+    """A fresh, migrated, empty database of its own (the proxy's demo data is untouched)."""
+    name = "pbxctl_" + tmp_path_factory.mktemp("db").name.replace("-", "_").lower()
+    admin = psycopg2.connect(stack.dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    target = stack.dsn.replace("dbname=pbx", f"dbname={name}")
+    db.migrate(target)
+    yield target
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.close()
+
+
+class Result:
+    def __init__(self, code, out, err):
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def ctl(dsn, capsys):
+    """ctl("district", "add", ...): run pbxctl in-process; its exit code, stdout and stderr."""
+    def run(*argv, stdin="", use_json=False):
+        out = io.StringIO()
+        args = list(argv) + ["--dsn", dsn] + (["--json"] if use_json else [])
+        try:
+            code = main(args, out=out, stdin=io.StringIO(stdin))
+        except SystemExit as exc:  # argparse: usage errors
+            code = exc.code
+        err = capsys.readouterr().err
+        return Result(code, out.getvalue(), err)
+    return run
+
+
+def setup_company(ctl) -> None:
+    """The README's walk-through: the demo company from an empty database, pbxctl alone."""
+    steps = [
+        ("trunk", "add", "--name", "kuban-telecom", "--carrier", "Kuban Telecom",
+         "--sources", "127.0.0.2", "--egress-host", "127.0.0.2", "--is-default", "yes"),
+        ("company", "add", "--name", CO),
+        ("district", "add", "--company", CO, "--name", "Sochi",
+         "--caller-id", "8 (862) 255-01-01", "--trunk", "kuban-telecom"),
+        ("manager", "add", "--company", CO, "--district", "Sochi", "--name", "Ivan", "--position", "1"),
+        ("manager", "add", "--company", CO, "--district", "Sochi", "--name", "Boris", "--position", "2"),
+    ]
+    for step in steps:
+        result = ctl(*step)
+        assert result.code == 0, (step, result.err)
+    for sim, manager in (("89181110003", "Ivan"), ("+7 918 111-00-04", "Boris")):
+        result = ctl("sim", "add", "--username", sim, "--company", CO, "--manager", manager,
+                     "--password-stdin", stdin="demo-password\n")
+        assert result.code == 0, result.err
+
+
+def test_a_company_set_up_with_pbxctl_alone_routes(ctl):
+    setup_company(ctl)
+    explained = json.loads(ctl("explain", "--from", "89891234567", "--to", "88622550101",
+                               use_json=True).out)
+    assert explained["decision"] == "ring SIMs in order"
+    assert [h.split()[0] for h in explained["hunt"]] == ["+79181110003", "+79181110004"]
+    assert explained["display_name"] == "Sochi"
+    out = json.loads(ctl("explain", "--from", "x", "--to", "89891234567", "--sim", "89181110004",
+                         use_json=True).out)
+    assert out["caller_id_shown"] == "+78622550101"
+    assert out["trunks"] == ["kuban-telecom: sip:+79891234567@127.0.0.2:5060"]
+
+
+def test_list_show_update_remove(ctl):
+    setup_company(ctl)
+    assert "Sochi" in ctl("district", "list").out
+    shown = json.loads(ctl("sim", "show", "8 918 111-00-03", use_json=True).out)
+    assert shown == [{"username": "+79181110003", "company": CO, "manager": "Ivan",
+                      "manager_id": shown[0]["manager_id"], "district": "Sochi", "active": True}]
+    assert ctl("sim", "update", "+79181110003", "--active", "no").code == 0
+    assert json.loads(ctl("sim", "show", "+79181110003", use_json=True).out)[0]["active"] is False
+    assert ctl("company", "update", CO, "--allow-international", "yes").code == 0
+    assert ctl("company", "update", CO, "--rename", "Kuban Realty Group").code == 0
+    assert ctl("company", "show", "Kuban Realty Group").code == 0
+    assert ctl("sim", "remove", "+79181110003").code == 0
+    gone = ctl("sim", "show", "+79181110003")
+    assert gone.code == 1 and "not found" in gone.err
+
+
+def test_manager_override_and_move(ctl):
+    setup_company(ctl)
+    ctl("did", "add", "--number", "+78622550102", "--company", CO, "--district", "Sochi",
+        "--trunk", "kuban-telecom")
+    manager_id = json.loads(ctl("manager", "list", use_json=True).out)[0]["id"]
+    assert ctl("manager", "update", str(manager_id), "--caller-id", "8 862 255 01 02").code == 0
+    row = json.loads(ctl("manager", "show", str(manager_id), use_json=True).out)[0]
+    assert row["shows"] == "+78622550102"
+    assert ctl("manager", "update", str(manager_id), "--clear-caller-id").code == 0
+    assert json.loads(ctl("manager", "show", str(manager_id), use_json=True).out)[0]["shows"] == "+78622550101"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("did", "add", "--number", "8 862 255", "--company", CO, "--district", "Sochi",
+      "--trunk", "kuban-telecom"), "number: '8 862 255' is not a number of any assigned range"),
+    (("did", "add", "--number", "hello", "--company", CO, "--district", "Sochi",
+      "--trunk", "kuban-telecom"), "number: 'hello' is not a phone number"),
+    (("did", "add", "--number", "+78622550109", "--company", "Nobody", "--district", "Sochi",
+      "--trunk", "kuban-telecom"), "company: 'Nobody' does not exist"),
+    (("did", "add", "--number", "+78622550109", "--company", CO, "--district", "Atlantis",
+      "--trunk", "kuban-telecom"), "district: 'Atlantis' does not exist in company 'Kuban Realty'"),
+    (("did", "add", "--number", "+78622550109", "--company", CO, "--district", "Sochi",
+      "--trunk", "nope"), "trunk: 'nope' does not exist"),
+    (("did", "add", "--number", "+78622550109", "--company", CO, "--district", "Sochi"),
+     "trunk: '' is required"),
+    (("company", "update", CO, "--allow-international", "maybe"), "allow_international: 'maybe' is not yes/no"),
+    (("trunk", "add", "--name", "t", "--carrier", "c", "--sources", "300.1.1.1",
+      "--egress-host", "127.0.0.9"), "sources: '300.1.1.1' is not a list of addresses"),
+    (("trunk", "add", "--name", "t", "--carrier", "c", "--sources", "127.0.0.9",
+      "--egress-host", "pbx.example"), "egress_host: 'pbx.example' is not an IP address"),
+    (("trunk", "add", "--name", "t", "--carrier", "c", "--sources", "127.0.0.9",
+      "--egress-host", "127.0.0.9", "--egress-port", "70000"), "egress_port: '70000' is not within 1..65535"),
+    (("trunk", "add", "--name", "t", "--carrier", "c", "--sources", "127.0.0.9",
+      "--egress-host", "127.0.0.9", "--transport", "sctp"), "transport: 'sctp' is not one of udp, tcp, tls"),
+    (("trunk", "add", "--name", "t", "--carrier", "c", "--sources", "127.0.0.9",
+      "--egress-host", "127.0.0.9", "--number-format", "8xxx"), "number_format: '8xxx' is not one of"),
+    (("trunk", "add", "--name", "", "--carrier", "c", "--sources", "127.0.0.9",
+      "--egress-host", "127.0.0.9"), "name: '' is required"),
+    (("manager", "add", "--company", CO, "--district", "Sochi", "--name", "X", "--position", "0"),
+     "position: '0' is not within 1..10000"),
+    (("manager", "add", "--company", CO, "--district", "Sochi", "--name", "X",
+      "--caller-id", "+78612100101"), 'violates foreign key constraint "manager_caller_id_is_company_did"'),
+    (("district", "add", "--company", CO, "--name", "Sochi-2", "--caller-id", "+78622550101"),
+     'violates unique constraint "district_caller_id_unique_active"'),
+    (("sim", "add", "--username", "+79181110009", "--company", CO, "--manager", "Nobody",
+      "--password-stdin"), "manager: 'Nobody' does not exist"),
+    (("sim", "add", "--username", "+79181110009", "--company", CO, "--manager", "Ivan",
+      "--password-stdin"), "password: '(hidden)' is shorter than 8 characters"),
+    (("trunk", "remove", "kuban-telecom"), "cannot remove trunk 'kuban-telecom'"),
+    (("district", "remove", "Sochi", "--company", CO), "cannot remove district 'Sochi'"),
+    (("company", "update", "Nobody", "--allow-kazakhstan", "yes"), "company 'Nobody' not found"),
+    (("audit", "--since", "yesterday"), "since: 'yesterday' is neither an ISO time"),
+])
+def test_bad_input_is_refused_with_field_value_and_reason(ctl, argv, message):
+    setup_company(ctl)
+    result = ctl(*argv, stdin="short\n")
+    assert result.code == 1
+    assert message in result.err, result.err
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("argv", [("sim", "add", "--username", "+79181110009", "--password", "x"),
+                                  ("company", "frobnicate"), ("did",)])
+def test_usage_errors_exit_2_and_passwords_never_come_from_argv(ctl, argv):
+    assert ctl(*argv).code == 2
+
+
+def test_an_unreachable_database_is_named(capsys):
+    code = main(["company", "list", "--dsn", "host=/nonexistent port=1 dbname=x user=postgres"])
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot connect to 'host=/nonexistent port=1" in err and "Traceback" not in err
+
+
+def test_the_shell_wrapper_runs_the_same_tool(dsn):
+    done = subprocess.run([str(ROOT / "pbxctl"), "company", "list", "--dsn", dsn, "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and json.loads(done.stdout) == []
+
+
+# -- import and export -------------------------------------------------------------------
+
+def write_csv(path, header, rows):
+    path.write_text("\n".join([",".join(header)] + [",".join(r) for r in rows]) + "\n")
+    return path
+
+
+def did_rows(n, bad_at=None, bad="8 862 000"):
+    return [[bad if i == bad_at else f"8 862 25{i:05d}", CO, "Sochi", "kuban-telecom", "bulk"]
+            for i in range(n)]
+
+
+def count_dids(ctl):
+    return len(json.loads(ctl("did", "list", use_json=True).out))
+
+
+def test_import_is_all_or_nothing_and_names_the_bad_row(ctl, tmp_path):
+    setup_company(ctl)
+    header = ["number", "company", "district", "trunk", "label"]
+    before = count_dids(ctl)
+    bad = ctl("did", "import", str(write_csv(tmp_path / "bad.csv", header, did_rows(500, bad_at=250))))
+    assert bad.code == 1 and "row 252, column number: '8 862 000'" in bad.err
+    assert count_dids(ctl) == before
+    # A row refused by the database itself (a duplicate within the file), not by validation.
+    rows = did_rows(500)
+    rows[300] = rows[10]
+    dup = ctl("did", "import", str(write_csv(tmp_path / "dup.csv", header, rows)))
+    assert dup.code == 1 and "row 302:" in dup.err and "did_pkey" in dup.err
+    assert count_dids(ctl) == before
+    dry = ctl("did", "import", str(write_csv(tmp_path / "ok.csv", header, did_rows(500))), "--dry-run")
+    assert dry.code == 0 and count_dids(ctl) == before
+    assert ctl("did", "import", str(tmp_path / "ok.csv")).code == 0
+    assert count_dids(ctl) == before + 500
+
+
+def test_import_refuses_unknown_columns_and_missing_files(ctl, tmp_path):
+    setup_company(ctl)
+    odd = ctl("did", "import", str(write_csv(tmp_path / "odd.csv", ["number", "colour"], [["1", "2"]])))
+    assert odd.code == 1 and "unknown column(s) colour" in odd.err
+    missing = ctl("did", "import", str(tmp_path / "missing.csv"))
+    assert missing.code == 1 and "No such file" in missing.err
+
+
+def test_sims_import_with_passwords_or_ha1_and_export_round_trips(ctl, tmp_path, dsn):
+    setup_company(ctl)
+    sims = write_csv(tmp_path / "sims.csv", ["username", "company", "manager", "password", "ha1"],
+                     [["89181110011", CO, "Ivan", "long-enough-1", ""],
+                      ["89181110012", CO, "Boris", "", "0123456789abcdef0123456789abcdef"]])
+    assert ctl("sim", "import", str(sims)).code == 0
+    exported = ctl("sim", "export")
+    assert exported.code == 0
+    assert exported.out.splitlines()[0] == "username,company,manager,active"
+    assert "+79181110012,Kuban Realty,Boris,true" in exported.out
+    assert "ha1" not in exported.out and "long-enough" not in exported.out
+    dids = tmp_path / "dids.csv"
+    assert ctl("did", "export", str(dids)).code == 0
+    assert ctl("did", "remove", "+78622550101").code == 1  # the district's caller ID: in use
+    assert ctl("did", "import", str(dids), "--dry-run").code == 1  # already there: duplicates
+
+
+def test_audit_shows_who_changed_what(ctl):
+    setup_company(ctl)
+    ctl("sim", "update", "+79181110003", "--active", "no")
+    rows = json.loads(ctl("audit", "--table", "sim", "--since", "1h", use_json=True).out)
+    assert rows[0]["operation"] == "UPDATE" and rows[0]["application"] == "pbxctl"
+    assert rows[0]["old_row"]["active"] is True and rows[0]["new_row"]["active"] is False
+    assert rows[0]["new_row"]["ha1"] == "(secret)"
