@@ -139,8 +139,9 @@ def migrations() -> list[tuple[int, Path]]:
     return found
 
 
-def migrate(dsn: str) -> list[str]:
-    """Apply each migration not yet recorded in schema_version, each in its own transaction."""
+def migrate(dsn: str, up_to: int | None = None) -> list[str]:
+    """Apply each migration not yet recorded in schema_version (up to version up_to),
+    each in its own transaction; the names of those applied."""
     applied = []
     try:
         conn = psycopg2.connect(dsn, application_name="cloud-pbx-migrate")
@@ -152,6 +153,8 @@ def migrate(dsn: str) -> list[str]:
                         " version integer PRIMARY KEY, name text NOT NULL,"
                         " applied_at timestamptz NOT NULL DEFAULT now())")
         for version, path in migrations():
+            if up_to is not None and version > up_to:
+                break
             with conn, conn.cursor() as cur:
                 # One migrator at a time; a second one waits, then sees the version done.
                 cur.execute("SELECT pg_advisory_xact_lock(4711)")

@@ -96,6 +96,32 @@ def test_a_district_in_use_cannot_be_deleted(sql):
     refused(sql, f"DELETE FROM district WHERE name = 'Sochi'", "violates foreign key constraint")
 
 
+def test_upgrading_a_database_with_data_keeps_the_data(stack):
+    admin = psycopg2.connect(stack.dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS upgrade_test")
+        cur.execute("CREATE DATABASE upgrade_test")
+    target = stack.dsn.replace("dbname=pbx", "dbname=upgrade_test")
+    try:
+        assert db.migrate(target, up_to=1) == ["001_routing_schema.sql"]
+        conn = psycopg2.connect(target)
+        with conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO company (name) VALUES ('Old Co')")
+        applied = db.migrate(target)
+        assert applied == [p.name for _, p in db.migrations()][1:]
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT name, allow_international FROM company")
+            assert cur.fetchall() == [("Old Co", False)]
+            cur.execute("SELECT max(version) FROM schema_version")
+            assert cur.fetchone()[0] == db.migrations()[-1][0]
+        conn.close()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("DROP DATABASE upgrade_test WITH (FORCE)")
+        admin.close()
+
+
 def test_migrations_are_applied_once(stack):
     assert db.migrate(stack.dsn) == []  # the session already applied them all
     rows = db.Database(stack.dsn).query("company_count")
