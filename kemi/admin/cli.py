@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ..config import Config, ConfigError
-from ..db import ConstraintViolation, DatabaseError, DatabaseUnavailable, Session
+from ..db import ConstraintViolation, DatabaseError, DatabaseUnavailable, Session, migrate
 from . import explain as explain_mod
 from .entities import ENTITIES, Entity
 from .fields import Field, InputError, ha1, ha1_hex, parse
@@ -272,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--sim", help="the call comes from this authenticated SIM")
     explain.add_argument("--ctl", help="Kamailio's ctl socket, for registrations "
                                        "(default: PBX_STATE_DIR/kamailio/kamailio_ctl)")
+    tables.add_parser("migrate", parents=[common],
+                      help="apply the schema migrations the database does not have yet")
     audit = tables.add_parser("audit", parents=[common], help="the change history")
     audit.add_argument("--since", default="1d",
                        help="ISO time, or an age like 30m, 12h, 7d (default 1d)")
@@ -304,6 +306,11 @@ def _secret(prompt: str, from_stdin: bool, stdin) -> str:
 
 
 def run(args, admin: Admin, out, stdin) -> None:
+    if args.table == "migrate":
+        applied = migrate(admin.session.dsn)
+        emit([{"migration": name, "applied": True} for name in applied] or
+             [{"migration": "(none)", "applied": False}], args.json, out)
+        return
     if args.table == "audit":
         rows = admin.session.run("audit_list", {"since": _since(args.since),
                                                 "table": args.table_name, "limit": args.limit})
