@@ -133,11 +133,12 @@ class Kamailio:
     """Kamailio in the foreground (-DD -E) with every runtime path under run_dir."""
 
     def __init__(self, config: Config, run_dir: str | Path, log_path: str | Path | None = None,
-                 cfg: Path = ROOT / "kamailio.cfg"):
+                 cfg: Path = ROOT / "kamailio.cfg", defines: dict[str, str] | None = None):
         self.config = config
         self.run_dir = Path(run_dir)
         self.log_path = Path(log_path) if log_path else None
         self.cfg = cfg
+        self.defines = defines or {}  # more -A NAME=VALUE (the benchmark's references)
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
@@ -147,7 +148,8 @@ class Kamailio:
                 "-A", f"LISTEN=udp:{c.sip_addr}:{c.sip_port}",
                 "-A", f"CHILDREN={c.children}",
                 "-A", f"LOGLEVEL={c.log_level}",
-                "-A", f'HANDLER="{ROOT / "kemi" / "handler.py"}"']
+                "-A", f'HANDLER="{ROOT / "kemi" / "handler.py"}"',
+                *[arg for name, value in self.defines.items() for arg in ("-A", f"{name}={value}")]]
 
     def start(self, timeout: float = 30.0) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +165,8 @@ class Kamailio:
             if self.process.poll() is not None:
                 raise StackError(f"Kamailio exited with {self.process.returncode} at start"
                                  + (f"; see {self.log_path}" if self.log_path else ""))
-            if sip_ping(self.config.sip_addr, self.config.sip_port, timeout=0.2) == 200:
+            if (sip_ping(self.config.sip_addr, self.config.sip_port, timeout=0.2) == 200
+                    and (self.run_dir / "kamailio_ctl").exists()):  # SIP and RPC both ready
                 return
         self.stop()
         raise StackError(f"Kamailio did not answer OPTIONS on {self.config.sip_addr}:"
@@ -174,8 +177,11 @@ class Kamailio:
         return self.process.pid if self.process else None
 
     def rpc(self, *args: str) -> str:
-        return _run([KAMCMD, "-s", f"unix:{self.run_dir / 'kamailio_ctl'}", *args],
-                    f"kamcmd {' '.join(args)}")
+        output = _run([KAMCMD, "-s", f"unix:{self.run_dir / 'kamailio_ctl'}", *args],
+                      f"kamcmd {' '.join(args)}")
+        if output.startswith("error:"):  # kamcmd exits 0 on RPC errors
+            raise StackError(f"kamcmd {' '.join(args)}: {output.strip()}")
+        return output
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:

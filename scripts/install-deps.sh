@@ -6,9 +6,10 @@ PACKAGES=(
   kamailio kamailio-python3-modules kamailio-postgres-modules
   sip-tester sipsak
   postgresql-15 postgresql-client-15
-  python3 python3-venv python3-pip
+  python3
   python3-psycopg2 python3-cachetools python3-phonenumbers
   python3-pytest python3-hypothesis python3-pytest-benchmark python3-pytest-timeout
+  python3-matplotlib
   iproute2 procps make
 )
 

@@ -65,7 +65,7 @@ def render(flow: str, name: str, out_dir: Path, checks: tuple[Check, ...] = (),
         block = "\n      ".join(c.ereg(v) for c, v in zip(checks, names))
         text = text.replace(CHECKS_MARK, block)
         text = text.replace("</scenario>", f'  <Reference variables="{",".join(names)}"/>\n</scenario>')
-    out = out_dir / f"{flow}-{name}"
+    out = out_dir / f"{flow.replace('/', '-')}-{name}"
     out.write_text(text)
     return out
 

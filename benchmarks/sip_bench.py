@@ -1,0 +1,431 @@
+"""make bench-sip: what a call costs our proxy, beside a native Kamailio reference and a floor.
+
+For each configuration (kamailio.cfg with Python decisions, sipp/perf/native.cfg, and the
+stateless sipp/perf/floor.cfg), on the same generated data and the same SIPp far ends:
+Kamailio CPU time per call (all its processes, from /proc), failed calls, retransmissions,
+INVITE->200 response times at a fixed common rate per profile, then a rate ramp on the
+mixed profile. Writes results.json, results.md and chart.png; the gate is our CPU per call
+as a ratio to the native reference's, measured side by side, against sipp/perf/baseline.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from kemi import db
+from kemi.config import ROOT, Config
+from kemi.stack import Kamailio, PostgresCluster
+from tests.conftest import free_port
+from tests.sipp import SIPP, Check, render, udp_bound
+
+PERF = ROOT / "sipp" / "perf"
+BASELINE = PERF / "baseline.json"
+CONFIGS = {"python": ROOT / "kamailio.cfg", "native": PERF / "native.cfg", "floor": PERF / "floor.cfg"}
+PROFILES = {"inbound": 1.0, "outbound": 0.0, "mixed": 0.7}  # share of inbound calls
+PROXY_PORT, SIM_PORT, CARRIER = 15070, 6000, ("127.0.0.2", 5060)
+OUTBOUND_SIMS = 4  # one SIPp per SIM (SIPp takes one digest identity per process)
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Plan:
+    rate: int  # the fixed common rate, calls/s
+    seconds: float
+    ramp: tuple[int, ...]  # rates of the ramp (mixed profile)
+    ramp_seconds: float
+    districts: int
+    gate: bool = True
+
+
+PLANS = {
+    "full": Plan(rate=200, seconds=15, ramp=(200, 400, 600, 800, 1000, 1200), ramp_seconds=8,
+                 districts=200),
+    "quick": Plan(rate=200, seconds=6, ramp=(300, 600), ramp_seconds=4, districts=50),
+    "smoke": Plan(rate=20, seconds=2, ramp=(), ramp_seconds=0, districts=8, gate=False),
+}
+
+
+@dataclass
+class Run:
+    config: str
+    profile: str
+    rate: int
+    calls: int
+    failed: int
+    retransmissions: int
+    cpu_ms_per_call: float
+    median_ms: float | None
+    p99_ms: float | None
+    loadgen_busy: bool
+    udp_drops: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return self.failed == 0 and self.retransmissions <= 0.001 * self.calls * 4
+
+
+# -- processes and counters ----------------------------------------------------------------
+
+def cpu_seconds(pids) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError):
+            pass
+    return total / TICK
+
+
+def children_of(pid: int) -> list[int]:
+    found = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def udp_receive_errors() -> int:
+    lines = [l.split() for l in Path("/proc/net/snmp").read_text().splitlines() if l.startswith("Udp:")]
+    return int(lines[1][lines[0].index("RcvbufErrors")])
+
+
+class SippProcess:
+    """One SIPp far end for a measurement: stats and response times to files, no message log."""
+
+    def __init__(self, scenario: Path, work: Path, ip: str, *, port: int = 0, rate: float = 0,
+                 calls: int = 0, inf: Path | None = None, auth: str | None = None,
+                 timeout_s: float = 60):
+        self.work = work
+        self.stat = work / f"{scenario.stem}-{ip}-{port}-{time.monotonic_ns()}.stat.csv"
+        args = [SIPP, "-sf", str(scenario), "-i", ip, "-nostdin", "-trace_stat", "-stf",
+                str(self.stat), "-fd", "1", "-timeout", f"{int(timeout_s)}s", "-trace_err",
+                "-recv_timeout", "8000", "-max_recv_loops", "10000", "-max_sched_loops", "10000"]
+        if port:
+            args += ["-p", str(port)]
+        if rate:
+            args += ["-r", f"{rate:.3f}", "-rp", "1000", "-m", str(calls), "-trace_rtt",
+                     "-rtt_freq", "1", "-l", "5000"]
+        if inf:
+            args += ["-inf", str(inf)]
+        if auth:
+            args += ["-s", auth, "-au", auth, "-ap", "perf-" + auth.lstrip("+"),
+                     "-key", "realm", Config().realm]
+        args.append(f"127.0.0.1:{PROXY_PORT}")
+        self.args, self.ip, self.port = args, ip, port
+        self.process = subprocess.Popen(args, cwd=work, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if port:
+            deadline = time.monotonic() + 5
+            while not udp_bound(ip, port):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"SIPp {scenario.name} did not bind {ip}:{port}: "
+                                       + self.process.stderr.read().decode(errors="replace"))
+                time.sleep(0.01)
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def counters(self) -> dict[str, int]:
+        lines = self.stat.read_text().splitlines() if self.stat.exists() else []
+        if len(lines) < 2:
+            return {}
+        header, last = lines[0].split(";"), lines[-1].split(";")
+        wanted = ("SuccessfulCall(C)", "FailedCall(C)", "Retransmissions(C)", "OutgoingCall(C)")
+        return {k: int(last[header.index(k)]) for k in wanted if k in header}
+
+    def response_times(self) -> list[float]:
+        times = []
+        for rtt in self.work.glob(f"*_{self.process.pid}_rtt.csv"):
+            for line in rtt.read_text().splitlines()[1:]:
+                parts = line.split(";")
+                if len(parts) >= 2:
+                    times.append(float(parts[1]))
+        return times
+
+
+# -- the bench -------------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, plan: Plan, out: Path, work: Path, log=print):
+        self.plan, self.out, self.work, self.log = plan, out, work, log
+        self.cluster: PostgresCluster | None = None
+        self.sims: list[str] = []
+        self.scenarios: dict[tuple[str, str], Path] = {}
+
+    # data set and scenarios
+    def prepare(self) -> None:
+        os.chmod(self.work, 0o755)
+        self.cluster = PostgresCluster(self.work / "pg", free_port(), durable=False)
+        self.cluster.start()
+        db.migrate(self.cluster.dsn)
+        db.run_script(self.cluster.dsn, ROOT / "sql" / "dataset.sql",
+                      {"pbx.realm": Config().realm, "pbx.districts": str(self.plan.districts),
+                       "pbx.dids_per_district": "4", "pbx.managers_per_district": "2"})
+        self.sims = [r["username"] for r in db.Database(self.cluster.dsn).query("perf_sims")]
+        dids = [r["number"] for r in db.Database(self.cluster.dsn).query("perf_dids")]
+        rng = random.Random(4711)
+        clients = [f"8989{rng.randrange(10**7):07d}" for _ in range(500)]
+        (self.work / "inbound.csv").write_text("SEQUENTIAL\n" + "".join(
+            f"8{d[2:]};{rng.choice(clients)}\n" for d in rng.sample(dids, len(dids))))
+        (self.work / "outbound.csv").write_text("SEQUENTIAL\n" + "".join(f"{c}\n" for c in clients))
+        # The same assertions for our proxy and the native reference; the floor rewrites
+        # no caller ID, so its far ends check nothing.
+        checks = {"checked": {"inbound": (Check("From", '^ *"District [0-9]+" <sip:\\+79[0-9]{9}@'),),
+                              "outbound": (Check(None, "^INVITE sip:8989[0-9]{7}@127\\.0\\.0\\.2"),
+                                           Check("From", "<sip:88612[0-9]{6}@"))},
+                  "floor": {"inbound": (), "outbound": ()}}
+        for key, check in checks.items():
+            folder = self.work / key
+            folder.mkdir()
+            self.scenarios[("inbound_uac", key)] = render("perf/inbound", "trunk_uac.xml", folder)
+            self.scenarios[("inbound_uas", key)] = render("perf/inbound", "sim_uas.xml", folder,
+                                                          check["inbound"])
+            self.scenarios[("outbound_uac", key)] = render("perf/outbound", "sim_uac.xml", folder)
+            self.scenarios[("outbound_uas", key)] = render("perf/outbound", "trunk_uas.xml", folder,
+                                                           check["outbound"])
+
+    def start_proxy(self, name: str) -> Kamailio:
+        config = replace(Config(), sip_port=PROXY_PORT, children=4, log_level=1,
+                         dsn=self.cluster.dsn, state_dir=str(self.work))
+        defines = {"SQLCON": f'"pbx=>postgres://postgres@127.0.0.1:{self.cluster.port}/pbx"'} \
+            if name == "native" else {}
+        proxy = Kamailio(config, self.work / f"kamailio-{name}", self.work / f"kamailio-{name}.log",
+                         cfg=CONFIGS[name], defines=defines)
+        proxy.start()
+        for sim in self.sims if name != "floor" else ():  # all to the one SIPp playing SIMs
+            proxy.rpc("ul.add", "location", "s:" + sim, f"s:sip:{sim}@127.0.0.1:{SIM_PORT}",
+                      "3600", "1.0", ".", "0", "0", "0")  # q is a double for kamcmd
+        return proxy
+
+    def measure(self, name: str, proxy: Kamailio, profile: str, rate: int, seconds: float) -> Run:
+        share = PROFILES[profile]
+        calls = max(1, int(rate * seconds))
+        key = "floor" if name == "floor" else "checked"
+        inbound_calls, outbound_calls = round(calls * share), calls - round(calls * share)
+        far = [SippProcess(self.scenarios[("inbound_uas", key)], self.work, "127.0.0.1",
+                           port=SIM_PORT, timeout_s=seconds + 90),
+               SippProcess(self.scenarios[("outbound_uas", key)], self.work, CARRIER[0],
+                           port=CARRIER[1], timeout_s=seconds + 90)]
+        pids = children_of(proxy.pid)
+        cpu0, drops0, t0 = cpu_seconds(pids), udp_receive_errors(), time.monotonic()
+        load: list[SippProcess] = []
+        if inbound_calls:
+            load.append(SippProcess(self.scenarios[("inbound_uac", key)], self.work, "127.0.0.2",
+                                    port=5062, rate=rate * share, calls=inbound_calls,
+                                    inf=self.work / "inbound.csv", timeout_s=seconds + 40))
+        sims = self.sims[:: max(1, len(self.sims) // OUTBOUND_SIMS)][:OUTBOUND_SIMS]
+        for i, sim in enumerate(sims if outbound_calls else ()):
+            n = outbound_calls // len(sims) + (1 if i < outbound_calls % len(sims) else 0)
+            if n:
+                load.append(SippProcess(self.scenarios[("outbound_uac", key)], self.work, "127.0.0.1",
+                                        port=5070 + i, rate=rate * (1 - share) / len(sims), calls=n,
+                                        inf=self.work / "outbound.csv", auth=sim,
+                                        timeout_s=seconds + 40))
+        loadgen_cpu0 = cpu_seconds([p.process.pid for p in load + far])
+        for process in load:
+            process.wait(seconds + 60)
+        wall = time.monotonic() - t0
+        cpu, drops = cpu_seconds(pids) - cpu0, udp_receive_errors() - drops0
+        loadgen_cpu = cpu_seconds([p.process.pid for p in load + far]) - loadgen_cpu0
+        for process in far:
+            process.stop()
+        counts = [p.counters() for p in load]
+        times = sorted(t for p in load for t in p.response_times())
+        busiest = max(cpu_seconds([p.process.pid]) for p in load + far) / max(wall, 1e-6)
+        succeeded = sum(c.get("SuccessfulCall(C)", 0) for c in counts)
+        run = Run(config=name, profile=profile, rate=rate, calls=calls,
+                  failed=calls - succeeded,  # failed, or never completed
+                  retransmissions=sum(c.get("Retransmissions(C)", 0) for c in counts),
+                  cpu_ms_per_call=1000 * cpu / calls,
+                  median_ms=statistics.median(times) if times else None,
+                  p99_ms=times[min(len(times) - 1, int(0.99 * len(times)))] if times else None,
+                  loadgen_busy=busiest > 0.9, udp_drops=drops)
+        if run.loadgen_busy:
+            run.notes.append(f"load generator saturated (a SIPp used {busiest:.0%} of a core)")
+        if drops:
+            run.notes.append(f"kernel dropped {drops} UDP datagrams (RcvbufErrors)")
+        run.notes.append(f"SIPp CPU {loadgen_cpu:.1f} s over {wall:.1f} s")
+        return run
+
+    def run(self) -> list[Run]:
+        runs: list[Run] = []
+        self.prepare()
+        for name in CONFIGS:
+            self.log(f"== {name}: {CONFIGS[name].relative_to(ROOT)}")
+            proxy = self.start_proxy(name)
+            try:
+                self.measure(name, proxy, "mixed", min(50, self.plan.rate), 1)  # warm caches
+                for profile in PROFILES:
+                    run = self.measure(name, proxy, profile, self.plan.rate, self.plan.seconds)
+                    self.log(f"   {profile:<8} {run.rate:>5} calls/s  cpu {run.cpu_ms_per_call:.3f} ms/call"
+                             f"  failed {run.failed}  retrans {run.retransmissions}"
+                             f"  median {run.median_ms} ms  p99 {run.p99_ms} ms")
+                    runs.append(run)
+                for rate in self.plan.ramp:
+                    run = self.measure(name, proxy, "mixed", rate, self.plan.ramp_seconds)
+                    run.profile = "ramp"
+                    self.log(f"   ramp     {rate:>5} calls/s  cpu {run.cpu_ms_per_call:.3f} ms/call"
+                             f"  failed {run.failed}  retrans {run.retransmissions}"
+                             + (f"  ({'; '.join(run.notes[:-1])})" if len(run.notes) > 1 else ""))
+                    runs.append(run)
+                    if not run.clean:
+                        break
+            finally:
+                proxy.stop()
+        return runs
+
+    def close(self) -> None:
+        if self.cluster:
+            self.cluster.stop()
+
+
+# -- report and gate --------------------------------------------------------------------------
+
+def summarize(runs: list[Run], plan: Plan) -> dict:
+    fixed = {(r.config, r.profile): r for r in runs if r.profile in PROFILES}
+    summary = {"plan": asdict(plan), "runs": [asdict(r) for r in runs], "configs": {}}
+    for name in CONFIGS:
+        ramp = [r for r in runs if r.config == name and r.profile == "ramp"]
+        clean = [r.rate for r in ramp if r.clean]
+        summary["configs"][name] = {
+            "cpu_ms_per_call": {p: fixed[(name, p)].cpu_ms_per_call for p in PROFILES if (name, p) in fixed},
+            "highest_clean_rate": max(clean) if clean else None,
+            "ramp_stopped_by": next((r.notes[:-1] or ["failed calls or retransmissions"]
+                                     for r in ramp if not r.clean), None),
+        }
+    native = summary["configs"]["native"]["cpu_ms_per_call"].get("mixed")
+    ours = summary["configs"]["python"]["cpu_ms_per_call"].get("mixed")
+    summary["ratio_python_to_native"] = round(ours / native, 3) if native and ours else None
+    summary["failed_calls"] = sum(r.failed for r in runs if r.profile in PROFILES)
+    return summary
+
+
+def markdown(summary: dict) -> str:
+    plan = summary["plan"]
+    lines = [f"Fixed rate {plan['rate']} calls/s for {plan['seconds']} s per profile; "
+             f"Kamailio CPU per call summed over all its processes.", "",
+             "| configuration | profile | CPU ms/call | failed | retrans | INVITE->200 median / p99 ms | notes |",
+             "|---|---|---|---|---|---|---|"]
+    for r in summary["runs"]:
+        if r["profile"] in PROFILES:
+            lines.append(f"| {r['config']} | {r['profile']} | {r['cpu_ms_per_call']:.3f} | {r['failed']} | "
+                         f"{r['retransmissions']} | {r['median_ms']} / {r['p99_ms']} | "
+                         f"{'; '.join(r['notes'])} |")
+    lines += ["", "| configuration | highest clean rate (mixed) | ramp stopped by |", "|---|---|---|"]
+    for name, c in summary["configs"].items():
+        lines.append(f"| {name} | {c['highest_clean_rate'] or '-'} | "
+                     f"{'; '.join(c['ramp_stopped_by'] or ['-'])} |")
+    lines += ["", f"Python / native CPU per call (mixed): **{summary['ratio_python_to_native']}**"]
+    return "\n".join(lines) + "\n"
+
+
+def chart(summary: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for name in CONFIGS:
+        runs = sorted((r for r in summary["runs"] if r["config"] == name and r["profile"] in ("mixed", "ramp")),
+                      key=lambda r: r["rate"])
+        rates = [r["rate"] for r in runs]
+        axes[0].plot(rates, [r["cpu_ms_per_call"] for r in runs], marker="o", label=name)
+        axes[1].plot(rates, [r["p99_ms"] or 0 for r in runs], marker="o", label=f"{name} p99")
+        axes[1].plot(rates, [r["median_ms"] or 0 for r in runs], marker=".", linestyle=":",
+                     label=f"{name} median")
+        axes[2].plot(rates, [r["failed"] for r in runs], marker="o", label=name)
+    for ax, title in zip(axes, ("Kamailio CPU per call (ms)", "INVITE->200 (ms)", "failed calls")):
+        ax.set_title(title)
+        ax.set_xlabel("calls/s (mixed profile)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def gate(summary: dict, baseline_path: Path) -> tuple[bool, str]:
+    baseline = json.loads(baseline_path.read_text())
+    ratio, limit = summary["ratio_python_to_native"], baseline["ratio"] * (1 + baseline["tolerance"])
+    if ratio is None:
+        return False, "no ratio measured"
+    verdict = ratio <= limit
+    return verdict, (f"python/native CPU per call {ratio:.3f}, baseline {baseline['ratio']:.3f} "
+                     f"+{baseline['tolerance']:.0%} = {limit:.3f}: {'ok' if verdict else 'REGRESSED'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench-sip", description=__doc__)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_const", const="quick", dest="plan")
+    mode.add_argument("--smoke", action="store_const", const="smoke", dest="plan")
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work folder (SIPp error logs, Kamailio logs)")
+    parser.add_argument("--update-baseline", action="store_true",
+                        help="write this run's ratio as the new baseline")
+    args = parser.parse_args(argv)
+    plan = PLANS[args.plan or "full"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="cloud-pbx-bench-sip-"))
+    bench = Bench(plan, args.out, work, log=lambda text: print(text, flush=True))
+    started = time.monotonic()
+    try:
+        runs = bench.run()
+    finally:
+        bench.close()
+    summary = summarize(runs, plan)
+    summary["duration_s"] = round(time.monotonic() - started, 1)
+    (args.out / "results.json").write_text(json.dumps(summary, indent=2))
+    (args.out / "results.md").write_text(markdown(summary))
+    chart(summary, args.out / "chart.png")
+    if args.keep:
+        print(f"work folder kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    print(markdown(summary))
+    print(f"report: {args.out}/results.json, results.md, chart.png ({summary['duration_s']} s)")
+    if summary["failed_calls"]:
+        print(f"FAILED: {summary['failed_calls']} calls failed at the fixed rate")
+        return 1
+    if args.update_baseline:
+        BASELINE.write_text(json.dumps({"ratio": summary["ratio_python_to_native"], "tolerance": 0.15,
+                                        "profile": "mixed", "rate": plan.rate,
+                                        "measured": time.strftime("%Y-%m-%d")}, indent=2) + "\n")
+        print(f"baseline written: {BASELINE}")
+        return 0
+    if plan.gate:
+        ok, message = gate(summary, BASELINE)
+        print(message)
+        return 0 if ok else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
