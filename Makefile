@@ -2,7 +2,7 @@
 # tests import kemi exactly as the proxy does.
 PYTHON := /usr/bin/python3
 
-.PHONY: deps run test unit bench
+.PHONY: deps run test unit bench bench-sip
 
 deps:
 	bash scripts/install-deps.sh
@@ -22,3 +22,8 @@ unit: deps
 # Benchmarks print figures; they are never timed tests.
 bench: deps
 	$(PYTHON) -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,ops -q
+
+# SIPp performance: our proxy beside a native Kamailio reference and a stateless floor
+# (results/ gets results.json, results.md, chart.png). QUICK=1 for the 2-minute version.
+bench-sip: deps
+	$(PYTHON) -m benchmarks.sip_bench $(if $(QUICK),--quick,)

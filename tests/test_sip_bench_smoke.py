@@ -1,0 +1,22 @@
+"""make bench-sip, in miniature: every configuration and profile runs and the report is whole.
+
+A few seconds of low-rate traffic per configuration: zero failed calls and a complete
+report are asserted, never a speed (the figures come from make bench-sip)."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks import sip_bench
+
+
+def test_the_performance_harness_runs_end_to_end(tmp_path):
+    assert sip_bench.main(["--smoke", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "results.json").read_text())
+    fixed = [r for r in report["runs"] if r["profile"] in sip_bench.PROFILES]
+    assert {(r["config"], r["profile"]) for r in fixed} == {
+        (c, p) for c in sip_bench.CONFIGS for p in sip_bench.PROFILES}
+    assert all(r["failed"] == 0 and r["calls"] > 0 and r["cpu_ms_per_call"] > 0 for r in fixed)
+    assert report["ratio_python_to_native"] > 0
+    assert "| python | mixed |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
