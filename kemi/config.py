@@ -28,7 +28,7 @@ class Config:
     dsn: str = ""
     db_timeout_ms: int = 500  # connect and statement timeout per query
     # Routing data caches (per worker): how long an entry is trusted, how many entries.
-    cache_ttl_s: float = 5.0
+    cache_ttl_s: float = 300.0  # a backstop: changes arrive by NOTIFY (see README)
     cache_size: int = 10000
     # Hunting: a SIM that sends nothing for no_answer_ms, or rings past ring_ms, is
     # skipped for the next manager (tm fr_timer / fr_inv_timer per branch).
