@@ -6,6 +6,7 @@ Only this module calls KSR (the object is passed in, so tests drive it with a fa
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from .config import Config
@@ -27,6 +28,26 @@ UAC_USER_AVP, UAC_PASSWORD_AVP = "$avp(auser)", "$avp(apass)"
 LOCATION_TABLE = "location"
 REFUSALS_TABLE = "refusals"
 DATABASE_DOWN = Reply(503, "Service Unavailable")
+STATS_TABLE, DB_GATE_TABLE = "stats", "dbwait"  # kamailio.cfg htables
+STATS_EVERY_S = 1.0
+
+
+class SharedGate:
+    """At most `limit` worker processes wait on the database at once, counted in a shared
+    htable: misses beyond that get 503 at once instead of queueing behind a slow database,
+    so cached calls keep their workers."""
+
+    def __init__(self, ksr, limit: int):
+        self.ksr, self.limit = ksr, limit
+
+    def enter(self) -> bool:
+        if self.ksr.htable.sht_inc(DB_GATE_TABLE, "waiting") <= self.limit:
+            return True
+        self.ksr.htable.sht_dec(DB_GATE_TABLE, "waiting")
+        return False
+
+    def leave(self) -> None:
+        self.ksr.htable.sht_dec(DB_GATE_TABLE, "waiting")
 # Identity headers a caller may not choose for itself (RFC 3325 trust domain).
 IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID")
 
@@ -39,6 +60,7 @@ class Router:
         self.config = config
         self.directory = directory
         self._clock = clock
+        self._stats_due = 0.0
         # Routing lines are formatted only when the log level shows them (2 = info).
         self._verbose = config.log_level >= 2
 
@@ -51,6 +73,8 @@ class Router:
         """Initial out-of-dialog request: authenticate, decide, apply."""
         try:
             self.directory.refresh_if_changed()
+            if self._clock() >= self._stats_due:
+                self._publish_stats()
             call = self._read_call()
             decision = decide(call, self.directory, self.config.region)
             if isinstance(decision, Authenticate):
@@ -105,6 +129,16 @@ class Router:
         except Exception as exc:
             self._crash("hunt_next", exc, stateful=True)
         return 1
+
+    def _publish_stats(self) -> None:
+        """Cache counters to shared memory, once a second per worker, for kamcmd
+        (htable.dump stats): Python's own counters are private to each process."""
+        self._stats_due = self._clock() + STATS_EVERY_S
+        d, pid = self.directory, os.getpid()
+        breaker = getattr(getattr(d, "db", None), "breaker_open", False)
+        for name, value in (("hits", d.hits), ("misses", d.misses), ("stale", d.stale_serves),
+                            ("generation", d.generation), ("breaker_open", int(breaker))):
+            self.ksr.htable.sht_seti(STATS_TABLE, f"{pid}.{name}", value)
 
     # -- reading -------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ class Config:
     # libpq DSN; empty means the private cluster above (Unix socket in state_dir/run).
     dsn: str = ""
     db_timeout_ms: int = 500  # connect and statement timeout per query
+    db_max_waiting: int = 2  # worker processes that may wait on the database at once
     # Routing data caches (per worker): how long an entry is trusted, how many entries.
     cache_ttl_s: float = 300.0  # a backstop: changes arrive by NOTIFY (see README)
     cache_size: int = 10000
@@ -69,7 +70,7 @@ class Config:
         for key, low, high in (("sip_port", 1, 65535), ("pg_port", 1, 65535),
                                ("children", 1, 64), ("cache_size", 1, 10**8),
                                ("no_answer_ms", 100, 600000), ("ring_ms", 100, 3600000),
-                               ("db_timeout_ms", 10, 60000)):
+                               ("db_timeout_ms", 10, 60000), ("db_max_waiting", 1, 64)):
             value = getattr(self, key)
             if not low <= value <= high:
                 raise ConfigError(f"PBX_{key.upper()}={value!r}: must be within {low}..{high}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import time
 from pathlib import Path
 
@@ -34,23 +35,27 @@ QUERIES = _load_queries()
 
 
 class Database:
-    """A connection opened lazily in the process that uses it.
+    """The routing connection of one Kamailio process: opened lazily, bounded in time.
 
-    Kamailio forks its workers after loading Python: a connection inherited across
-    fork would be shared by several processes and corrupt, so the owner's PID is
-    checked and a forked child opens its own. After a failed connection attempt the
-    next one waits (0.5 s, doubling up to 5 s): a database that is down costs requests
-    nothing but an exception, never a connect timeout each.
+    Kamailio forks its workers after loading Python: a connection inherited across fork
+    would be shared by several processes and corrupt, so the owner's PID is checked and a
+    forked child opens its own. The connection is asynchronous so that every wait, connect
+    and query alike, has a deadline of timeout_ms enforced here: a frozen server cannot
+    enforce its own statement_timeout. After a failure the next attempt waits (0.25 s,
+    doubling up to 1 s), so a database that is down costs a request an exception, not a
+    timeout, and a database that is back is used again within a second. An optional gate
+    bounds how many processes wait on the database at once (see kemi/handler.py).
     """
 
-    RETRY_MIN_S, RETRY_MAX_S = 0.5, 5.0
+    RETRY_MIN_S, RETRY_MAX_S = 0.25, 1.0
 
     def __init__(self, dsn: str, timeout_ms: int = 500, application: str = "cloud-pbx",
-                 listen: bool = False, clock=time.monotonic):
+                 listen: bool = False, clock=time.monotonic, gate=None):
         self.dsn = dsn
         self.timeout_ms = timeout_ms
         self.application = application
         self.listen = listen
+        self.gate = gate  # enter() -> bool, leave(): at most N processes waiting
         self._clock = clock
         self._conn = None
         self._pid = None
@@ -58,30 +63,48 @@ class Database:
         self._backoff = self.RETRY_MIN_S
         self._fresh = False  # a new connection: changes made meanwhile were not notified
 
+    @property
+    def breaker_open(self) -> bool:
+        return self._clock() < self._retry_at
+
+    def _fail(self) -> None:
+        self.close()
+        self._retry_at = self._clock() + self._backoff
+        self._backoff = min(self._backoff * 2, self.RETRY_MAX_S)
+
+    def _wait(self, conn, deadline: float) -> None:
+        """Drive an asynchronous operation to its end, or raise at the deadline."""
+        while True:
+            state = conn.poll()
+            if state == psycopg2.extensions.POLL_OK:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DatabaseUnavailable(f"{self.dsn!r} did not answer within {self.timeout_ms} ms")
+            if state == psycopg2.extensions.POLL_READ:
+                select.select([conn.fileno()], [], [], remaining)
+            else:
+                select.select([], [conn.fileno()], [], remaining)
+
     def _connection(self):
         if self._conn is not None and self._pid == os.getpid() and not self._conn.closed:
             return self._conn
-        now = self._clock()
-        if now < self._retry_at:
+        if self.breaker_open:
             raise DatabaseUnavailable(f"{self.dsn!r} unavailable; next attempt in "
-                                      f"{self._retry_at - now:.1f} s")
+                                      f"{self._retry_at - self._clock():.2f} s")
+        deadline = time.monotonic() + self.timeout_ms / 1000
         try:
-            conn = psycopg2.connect(
-                self.dsn,
-                connect_timeout=max(2, round(self.timeout_ms / 1000)),
-                application_name=self.application,
-                options=f"-c statement_timeout={self.timeout_ms}",
-            )
-            conn.autocommit = True
+            conn = psycopg2.connect(self.dsn, async_=1, application_name=self.application,
+                                    options=f"-c statement_timeout={self.timeout_ms}")
+            self._conn, self._pid = conn, os.getpid()
+            self._wait(conn, deadline)
             if self.listen:
                 with conn.cursor() as cur:
                     cur.execute(f"LISTEN {CHANGES_CHANNEL}")
-        except psycopg2.Error as exc:
-            self._conn = None
-            self._retry_at = now + self._backoff
-            self._backoff = min(self._backoff * 2, self.RETRY_MAX_S)
+                    self._wait(conn, deadline)
+        except (psycopg2.Error, DatabaseUnavailable) as exc:
+            self._fail()
             raise DatabaseUnavailable(f"cannot connect to {self.dsn!r}: {_first_line(exc)}") from exc
-        self._conn, self._pid = conn, os.getpid()
         self._backoff = self.RETRY_MIN_S
         self._fresh = True
         return conn
@@ -96,7 +119,7 @@ class Database:
         except DatabaseError:
             return False
         except psycopg2.Error:
-            self.close()
+            self._fail()
             return False
         changed = self._fresh or bool(conn.notifies)
         conn.notifies.clear()
@@ -104,17 +127,28 @@ class Database:
         return changed
 
     def query(self, name: str, **params) -> list[dict]:
-        """Rows of the named query in sql/queries/, as dicts."""
-        sql = QUERIES[name]
-        conn = self._connection()
+        """Rows of the named query in sql/queries/, as dicts, within timeout_ms."""
+        if self.gate is not None and not self.gate.enter():
+            raise DatabaseUnavailable(f"too many processes already waiting on {self.dsn!r}")
         try:
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-                columns = [c.name for c in cur.description]
-                return [dict(zip(columns, row)) for row in cur.fetchall()]
-        except psycopg2.Error as exc:
-            self.close()
-            raise DatabaseError(f"query {name} on {self.dsn!r}: {_first_line(exc)}") from exc
+            conn = self._connection()
+            deadline = time.monotonic() + self.timeout_ms / 1000
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(QUERIES[name], params)
+                    self._wait(conn, deadline)
+                    columns = [c.name for c in cur.description]
+                    return [dict(zip(columns, row)) for row in cur.fetchall()]
+            except DatabaseUnavailable:
+                self._fail()
+                raise
+            except psycopg2.Error as exc:
+                if isinstance(exc, psycopg2.OperationalError):
+                    self._fail()
+                raise DatabaseError(f"query {name} on {self.dsn!r}: {_first_line(exc)}") from exc
+        finally:
+            if self.gate is not None:
+                self.gate.leave()
 
     def close(self) -> None:
         if self._conn is not None and self._pid == os.getpid():

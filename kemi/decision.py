@@ -158,8 +158,10 @@ def _from_sim(call: Call, sim: Sim, data: RoutingData, region: str):
     number = to_e164(dialled, region)
     if number is None:
         return NUMBER_DIALED_INCORRECTLY
-    # Numbers of another company are external numbers.
-    route = data.did_route(number)
+    # Numbers of another company are external numbers. Should the database be unable to
+    # say whether an uncached number is one of ours, the call goes out: a DID of ours
+    # then comes back in through its carrier, instead of the manager getting an error.
+    route = data.did_route(number, unknown_if_unavailable=True)
     if route is not None and route.company_id == sim.company_id:
         if not route.district_active:
             return NUMBER_DIALED_INCORRECTLY

@@ -39,22 +39,37 @@ class Directory:
         self._clock = clock
         self._log = log
         self._dids = LRUCache(maxsize=size)
-        self._sims = LRUCache(maxsize=size)
         self._sources = LRUCache(maxsize=size)
-        self._trunks = LRUCache(maxsize=1)
-        self.stale_serves = 0
+        # Small tables are whole snapshots, one query each: every SIM with its HA1 (so a
+        # known SIM keeps authenticating while the database is down), every trunk.
+        self._snapshots = LRUCache(maxsize=2)
+        self.hits = self.misses = self.stale_serves = 0
         self._serving_stale = False
 
     def refresh_if_changed(self) -> None:
-        """Once per request: a notified change marks every cached entry for re-reading."""
+        """Once per request: a notified change (or a new connection) marks every cached
+        entry for re-reading, and reloads the snapshots at once: a worker that has served
+        a request holds every SIM's credentials should the database go away."""
         if self.db.changed():
             self.generation += 1
+            try:
+                self.sim("")
+                self.trunks()
+            except DatabaseError:
+                pass  # the lookups themselves will answer, from the old snapshot if any
 
-    def did_route(self, number: str) -> DidRoute | None:
-        return self._get(self._dids, number, self._fetch_did)
+    def did_route(self, number: str, unknown_if_unavailable: bool = False) -> DidRoute | None:
+        """The DID's route; with unknown_if_unavailable, None when the database cannot
+        answer rather than an error (for checks that have a safe default)."""
+        try:
+            return self._get(self._dids, number, self._fetch_did)
+        except DatabaseError:
+            if unknown_if_unavailable:
+                return None
+            raise
 
     def sim(self, username: str) -> Sim | None:
-        return self._get(self._sims, username, self._fetch_sim)
+        return self._get(self._snapshots, "sims", self._fetch_sims).get(username)
 
     def trunk_for_source(self, ip: str) -> Trunk | None:
         return self._get(self._sources, ip, lambda key: match_source(self._all_trunks(), key))
@@ -63,13 +78,15 @@ class Directory:
         return tuple(trunk for trunk, _ in self._all_trunks())
 
     def _all_trunks(self):
-        return self._get(self._trunks, "all", self._fetch_trunks)
+        return self._get(self._snapshots, "trunks", self._fetch_trunks)
 
     def _get(self, cache, key, fetch):
         entry = cache.get(key)
         now = self._clock()
         if entry is not None and entry.generation == self.generation and now < entry.expires:
+            self.hits += 1
             return entry.value
+        self.misses += 1
         try:
             value = fetch(key)
         except DatabaseError as exc:
@@ -90,9 +107,8 @@ class Directory:
         rows = self.db.query("did_route", number=number)
         return DidRoute(**{**rows[0], "hunt": tuple(rows[0]["hunt"])}) if rows else None
 
-    def _fetch_sim(self, username: str) -> Sim | None:
-        rows = self.db.query("sim", username=username)
-        return Sim(**rows[0]) if rows else None
+    def _fetch_sims(self, _key) -> dict[str, Sim]:
+        return {row["username"]: Sim(**row) for row in self.db.query("sims")}
 
     def _fetch_trunks(self, _key):
         return tuple(

@@ -13,7 +13,7 @@ if _ROOT not in sys.path:
 
 import KSR  # noqa: E402  (provided by app_python3)
 
-from kemi.adapter import Router  # noqa: E402
+from kemi.adapter import Router, SharedGate  # noqa: E402
 from kemi.config import Config  # noqa: E402
 from kemi.db import Database  # noqa: E402
 from kemi.directory import Directory  # noqa: E402
@@ -24,7 +24,8 @@ def mod_init():
     # (kemi.db opens one lazily in each process that queries).
     config = Config.from_env()
     # listen: each worker learns of committed changes on its own connection (db.changed).
-    db = Database(config.database_dsn, config.db_timeout_ms, listen=True)
+    db = Database(config.database_dsn, config.db_timeout_ms, listen=True,
+                  gate=SharedGate(KSR, config.db_max_waiting))
     directory = Directory(db, config.cache_ttl_s, config.cache_size,
                           log=lambda text: KSR.notice(text + "\n"))
     return Router(KSR, config, directory)

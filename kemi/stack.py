@@ -100,6 +100,20 @@ class PostgresCluster:
             _run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
                  "PostgreSQL stop", user="postgres")
 
+    def signal_all(self, sig: int) -> None:
+        """Signal the postmaster and every backend (SIGSTOP freezes the server, SIGCONT thaws)."""
+        postmaster = self.pid
+        pids = [postmaster]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                        pids.append(int(entry.name))
+                except (OSError, IndexError, ValueError):
+                    pass
+        for pid in pids:
+            os.kill(pid, sig)
+
 
 def prepare_database(dsn: str, realm: str, demo: bool = True) -> None:
     """Apply migrations; load the demo data into an empty database."""

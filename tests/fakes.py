@@ -41,13 +41,15 @@ class FakeRoutingData:
     def trunks(self):
         return self.all_trunks
 
+    hits = misses = stale_serves = generation = 0
+
     def refresh_if_changed(self):
         self.lookups.append(("refresh",))
 
     def trunk_for_source(self, ip):
         return match_source(self._networks, ip)
 
-    def did_route(self, number):
+    def did_route(self, number, unknown_if_unavailable=False):
         self.lookups.append(("did", number))
         return self.dids.get(number)
 
@@ -121,10 +123,11 @@ class FakeKSR:
         for module in ("tm", "sl", "rr", "uac", "hdr", "dialog"):
             setattr(self, module, _Recorder(self, module, {}))
         self.shared: dict[str, int] = {}  # the htable, shared by all "workers"
-        self.htable = _Recorder(self, "htable", {"sht_inc": self._sht_inc})
+        self.htable = _Recorder(self, "htable", {"sht_inc": lambda t, k: self._sht_add(t, k, 1),
+                                                 "sht_dec": lambda t, k: self._sht_add(t, k, -1)})
 
-    def _sht_inc(self, table, key):
-        self.shared[f"{table}/{key}"] = self.shared.get(f"{table}/{key}", 0) + 1
+    def _sht_add(self, table, key, delta):
+        self.shared[f"{table}/{key}"] = self.shared.get(f"{table}/{key}", 0) + delta
         return self.shared[f"{table}/{key}"]
 
     def seturi(self, uri):

@@ -23,15 +23,20 @@ def build(method: str, ruri: str, source: tuple[str, int], *, from_uri: str, to_
     return "\r\n".join(lines)
 
 
-def exchange(message: str, source: tuple[str, int], proxy: tuple[str, int],
-             timeout: float = 3.0) -> str:
-    """Send message from source to the proxy; the first final response's status line."""
+def final_reply(message: str, source: tuple[str, int], proxy: tuple[str, int],
+                timeout: float = 3.0) -> str:
+    """Send message from source to the proxy; the first final response, whole."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(source)
         sock.settimeout(timeout)
         sock.sendto(message.encode(), proxy)
         while True:
             reply = sock.recv(65535).decode(errors="replace")
-            status = reply.split("\r\n", 1)[0]
-            if not status.startswith("SIP/2.0 1"):
-                return status
+            if not reply.startswith("SIP/2.0 1"):
+                return reply
+
+
+def exchange(message: str, source: tuple[str, int], proxy: tuple[str, int],
+             timeout: float = 3.0) -> str:
+    """The status line of the first final response."""
+    return final_reply(message, source, proxy, timeout).split("\r\n", 1)[0]

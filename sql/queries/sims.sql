@@ -1,6 +1,7 @@
--- One corporate SIM with what authentication and outbound routing need about it: its
--- caller ID (the manager's override, else the district's number) and the trunk that
--- owns that number, and its company's destination policy.
+-- Every corporate SIM with what authentication and outbound routing need about it: its
+-- caller ID (the manager's override, else the district's number), the trunk that owns
+-- that number, and its company's destination policy. One snapshot per worker, reloaded
+-- when a change is notified.
 SELECT s.username,
        s.ha1,
        s.active   AS sim_active,
@@ -18,4 +19,3 @@ SELECT s.username,
   JOIN district di ON di.id = m.district_id
   JOIN company c ON c.id = m.company_id
   JOIN did cid ON cid.number = COALESCE(m.caller_id, di.caller_id)
- WHERE s.username = %(username)s
