@@ -91,3 +91,68 @@ def test_stale_entries_keep_routing_while_the_database_is_down(env):
     db.down = False
     d.did_route("+78622550101")
     assert logs[-1] == "database reachable again, cached data refreshed"
+
+
+def test_small_tables_are_one_snapshot_reloaded_on_change(env):
+    db, _, _, d = env
+    sims = {"+79181110003": {"username": "+79181110003", "ha1": "0" * 32, "sim_active": True,
+                             "manager_active": True, "manager_id": 1, "company_id": 1,
+                             "district_name": "Sochi", "caller_id": "+78622550101",
+                             "caller_id_trunk_id": 1, "allow_international": False,
+                             "allow_premium_rate": False, "allow_kazakhstan": False}}
+    loads = []
+    original = db.query
+    db.query = lambda name, **p: (loads.append(name) or [dict(r) for r in sims.values()]
+                                  if name == "sims" else original(name, **p))
+    assert d.sim("+79181110003").district_name == "Sochi"
+    assert d.sim("+79181110004") is None and d.sim("+79181110003") is not None
+    assert loads == ["sims"]  # one query for every SIM, unknown usernames included
+    sims["+79181110003"]["district_name"] = "Anapa"
+    assert d.sim("+79181110003").district_name == "Sochi"  # same generation: same snapshot
+    db.notified = True
+    d.refresh_if_changed()  # reloads the snapshot at once
+    assert d.sim("+79181110003").district_name == "Anapa"
+
+
+def test_breaker_spares_requests_the_connect_attempts(monkeypatch):
+    import psycopg2
+
+    from kemi import db as dbmod
+
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(1)
+        raise psycopg2.OperationalError("connection refused")
+
+    monkeypatch.setattr(dbmod.psycopg2, "connect", refuse)
+    now = [100.0]
+    database = dbmod.Database("host=/nowhere dbname=x", clock=lambda: now[0])
+    for _ in range(5):
+        with pytest.raises(DatabaseUnavailable):
+            database.query("trunks")
+    assert len(attempts) == 1 and database.breaker_open  # one attempt, then the breaker
+    now[0] += 0.3
+    with pytest.raises(DatabaseUnavailable):
+        database.query("trunks")
+    assert len(attempts) == 2  # retried after 0.25 s, now waits 0.5 s
+    now[0] += 0.3
+    with pytest.raises(DatabaseUnavailable):
+        database.query("trunks")
+    assert len(attempts) == 2
+    now[0] += 5
+    with pytest.raises(DatabaseUnavailable):
+        database.query("trunks")
+    assert len(attempts) == 3  # never more than a second apart: back within a second
+
+
+def test_the_gate_bounds_processes_waiting_on_the_database():
+    from kemi.adapter import SharedGate
+
+    from .fakes import FakeKSR
+    ksr = FakeKSR()
+    gates = [SharedGate(ksr, 2) for _ in range(3)]  # three workers, shared counter
+    assert gates[0].enter() and gates[1].enter()
+    assert not gates[2].enter()
+    gates[0].leave()
+    assert gates[2].enter()
