@@ -21,7 +21,7 @@ unit: deps
 
 # Benchmarks print figures; they are never timed tests.
 bench: deps
-	$(PYTHON) -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,ops -q
+	$(PYTHON) -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,ops -q -s
 
 # SIPp performance: our proxy beside a native Kamailio reference and a stateless floor
 # (results/ gets results.json, results.md, chart.png). QUICK=1 for the 2-minute version.

@@ -26,3 +26,10 @@ def test_normalise_uncached(benchmark):
         to_e164.cache_clear()
         return to_e164("8 (989) 123-45-67")
     assert benchmark(cold) == "+79891234567"
+
+
+def test_normalise_canonical_uncached(benchmark):
+    def cold():
+        to_e164.cache_clear()
+        return to_e164("+79891234567")
+    assert benchmark(cold) == "+79891234567"

@@ -49,7 +49,7 @@ class SharedGate:
     def leave(self) -> None:
         self.ksr.htable.sht_dec(DB_GATE_TABLE, "waiting")
 # Identity headers a caller may not choose for itself (RFC 3325 trust domain).
-IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID")
+IDENTITY_HEADERS_RE = "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID)$"
 
 
 class Router:
@@ -81,7 +81,8 @@ class Router:
                 sim = self._authenticate(call)
                 if sim is None:
                     return 1
-                call = Call(**{**call.__dict__, "sim": sim})
+                call = Call(**{**call.__dict__, "sim": sim,
+                                 "privacy": self.ksr.pv.get("$hdr(Privacy)")})
                 decision = decide(call, self.directory, self.config.region)
             self._apply(call, decision)
         except DatabaseError as exc:
@@ -143,18 +144,17 @@ class Router:
     # -- reading -------------------------------------------------------------------
 
     def _read_call(self) -> Call:
+        """What the decision reads; each KSR crossing costs, so headers that only matter
+        from a trunk (forwarding, asserted identity) are read only from a trunk, and the
+        SIM's Privacy only once it has authenticated."""
         get = self.ksr.pv.get
+        method, source = get("$rm"), get("$si")
+        if self.directory.trunk_for_source(source) is None:
+            return Call(method, source, get("$rU"), get("$fU"))
         pai = get("$ai")
-        return Call(
-            method=get("$rm"),
-            source_ip=get("$si"),
-            ruri_user=get("$rU"),
-            from_user=get("$fU"),
-            pai_user=uri_user(pai) if pai else None,
-            diversion=get("$(hdr(Diversion)[*])"),
-            history_info=get("$(hdr(History-Info)[*])"),
-            privacy=get("$hdr(Privacy)"),
-        )
+        return Call(method, source, get("$rU"), get("$fU"), pai_user=uri_user(pai) if pai else None,
+                    diversion=get("$(hdr(Diversion)[*])"),
+                    history_info=get("$(hdr(History-Info)[*])"))
 
     # -- authentication --------------------------------------------------------------
 
@@ -212,8 +212,7 @@ class Router:
         # a forged To-tag cannot make an initial request look in-dialog.
         ksr.dialog.dlg_manage()
         ksr.rr.record_route()
-        for name in IDENTITY_HEADERS:
-            ksr.hdr.remove(name)
+        ksr.textops.remove_hf_re(IDENTITY_HEADERS_RE)
 
     def _ring(self, ring: Ring) -> None:
         ksr = self.ksr
@@ -254,7 +253,8 @@ class Router:
         for i, user in enumerate(targets):
             if ksr.registrar.lookup_uri(LOCATION_TABLE, f"sip:{user}@{self.config.realm}") < 0:
                 continue
-            ksr.pv.sets(HUNT_AVP, ",".join(targets[i + 1:]))
+            if i + 1 < len(targets) or i > 0:  # somebody left to ring, or a list to shorten
+                ksr.pv.sets(HUNT_AVP, ",".join(targets[i + 1:]))
             ksr.tm.t_on_failure(FAILURE_ROUTE_HUNT)
             ksr.tm.t_set_fr(self.config.ring_ms, self.config.no_answer_ms)
             if ksr.tm.t_relay() > 0:

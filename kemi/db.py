@@ -94,8 +94,7 @@ class Database:
                                       f"{self._retry_at - self._clock():.2f} s")
         deadline = time.monotonic() + self.timeout_ms / 1000
         try:
-            conn = psycopg2.connect(self.dsn, async_=1, application_name=self.application,
-                                    options=f"-c statement_timeout={self.timeout_ms}")
+            conn = psycopg2.connect(self.dsn, async_=1, application_name=self.application)
             self._conn, self._pid = conn, os.getpid()
             self._wait(conn, deadline)
             if self.listen:
@@ -126,22 +125,23 @@ class Database:
         self._fresh = False
         return changed
 
-    def query(self, name: str, **params) -> list[dict]:
-        """Rows of the named query in sql/queries/, as dicts, within timeout_ms."""
+    def query(self, name: str, timeout_ms: int | None = None, **params) -> list[dict]:
+        """Rows of the named query in sql/queries/, as dicts, within timeout_ms (default
+        the connection's). On timeout the connection is dropped, which ends the query."""
         if self.gate is not None and not self.gate.enter():
             raise DatabaseUnavailable(f"too many processes already waiting on {self.dsn!r}")
         try:
             conn = self._connection()
-            deadline = time.monotonic() + self.timeout_ms / 1000
+            deadline = time.monotonic() + (timeout_ms or self.timeout_ms) / 1000
             try:
                 with conn.cursor() as cur:
                     cur.execute(QUERIES[name], params)
                     self._wait(conn, deadline)
                     columns = [c.name for c in cur.description]
                     return [dict(zip(columns, row)) for row in cur.fetchall()]
-            except DatabaseUnavailable:
+            except DatabaseUnavailable as exc:
                 self._fail()
-                raise
+                raise DatabaseUnavailable(f"query {name}: {exc}") from None
             except psycopg2.Error as exc:
                 if isinstance(exc, psycopg2.OperationalError):
                     self._fail()

@@ -10,6 +10,9 @@ import phonenumbers
 # Characters people and carriers put between digits; never part of the number.
 _SEPARATORS = re.compile(r"[\s\-().]")
 _DIALABLE = re.compile(r"^\+?[0-9]{3,20}$")
+# +7 and ten digits not starting with 0: already E.164, and always a possible number
+# for phonenumbers (tests/test_phone.py proves the two agree).
+_CANONICAL_PLUS7 = re.compile(r"^\+7[1-9][0-9]{9}$")
 # The user part of a sip:/sips:/tel: URI, inside <> or bare.
 _URI_USER = re.compile(r"(?:sips?:|tel:)([^@;>?]+)", re.IGNORECASE)
 
@@ -25,6 +28,8 @@ def to_e164(raw: str | None, region: str = "RU") -> str | None:
     """
     if not raw:
         return None
+    if _CANONICAL_PLUS7.match(raw):  # the common case skips the parser
+        return raw
     digits = _SEPARATORS.sub("", raw)
     if not _DIALABLE.match(digits):
         return None

@@ -102,8 +102,8 @@ def test_small_tables_are_one_snapshot_reloaded_on_change(env):
                              "allow_premium_rate": False, "allow_kazakhstan": False}}
     loads = []
     original = db.query
-    db.query = lambda name, **p: (loads.append(name) or [dict(r) for r in sims.values()]
-                                  if name == "sims" else original(name, **p))
+    db.query = lambda name, timeout_ms=None, **p: (
+        loads.append(name) or [dict(r) for r in sims.values()] if name == "sims" else original(name, **p))
     assert d.sim("+79181110003").district_name == "Sochi"
     assert d.sim("+79181110004") is None and d.sim("+79181110003") is not None
     assert loads == ["sims"]  # one query for every SIM, unknown usernames included

@@ -57,6 +57,23 @@ def test_agrees_with_phonenumbers(digits):
     assert to_e164(digits) == expected
 
 
+def _reference(text: str) -> str | None:
+    try:
+        parsed = phonenumbers.parse(text, "RU")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+@settings(max_examples=2000)
+@given(st.from_regex(r"\A\+7[0-9]{10}\Z"))
+def test_the_canonical_fast_path_agrees_with_phonenumbers(number):
+    to_e164.cache_clear()
+    assert to_e164(number) == _reference(number)
+
+
 def test_foreign_and_special_numbers():
     assert to_e164("810441234567890") == "+441234567890"
     assert to_e164("+77012345678") == "+77012345678"  # Kazakhstan shares +7
