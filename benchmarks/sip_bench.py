@@ -31,7 +31,8 @@ from tests.sipp import SIPP, Check, render, udp_bound
 
 PERF = ROOT / "sipp" / "perf"
 BASELINE = PERF / "baseline.json"
-CONFIGS = {"python": ROOT / "kamailio.cfg", "native": PERF / "native.cfg", "floor": PERF / "floor.cfg"}
+CONFIGS = {"python": ROOT / "kamailio.cfg", "python-kemi": ROOT / "kamailio.cfg",
+           "native": PERF / "native.cfg", "floor": PERF / "floor.cfg"}
 CONFIGS_RUN = list(CONFIGS)
 PROFILES = {"inbound": 1.0, "outbound": 0.0, "mixed": 0.7}  # share of inbound calls
 PROXY_PORT, SIM_PORT, CARRIER = 15070, 6000, ("127.0.0.2", 5060)
@@ -228,7 +229,8 @@ class Bench:
 
     def start_proxy(self, name: str) -> Kamailio:
         config = replace(Config(), sip_port=PROXY_PORT, children=4, log_level=1,
-                         dsn=self.cluster.dsn, state_dir=str(self.work))
+                         dsn=self.cluster.dsn, state_dir=str(self.work),
+                         wiring="kemi" if name == "python-kemi" else "native")
         defines = {"SQLCON": f'"pbx=>postgres://postgres@127.0.0.1:{self.cluster.port}/pbx"'} \
             if name == "native" else {}
         proxy = Kamailio(config, self.work / f"kamailio-{name}", self.work / f"kamailio-{name}.log",
@@ -242,7 +244,7 @@ class Bench:
     def measure(self, name: str, proxy: Kamailio, profile: str, rate: int, seconds: float) -> Run:
         share = PROFILES[profile]
         calls = max(1, int(rate * seconds))
-        key = "floor" if name == "floor" else "checked"
+        key = "floor" if name == "floor" else "checked"  # python-kemi passes the same checks
         inbound_calls, outbound_calls = round(calls * share), calls - round(calls * share)
         far = [SippProcess(self.scenarios[("inbound_uas", key)], self.work, "127.0.0.1",
                            port=SIM_PORT, timeout_s=seconds + 90),
@@ -367,7 +369,8 @@ def chart(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    colours = {"python": "tab:blue", "native": "tab:orange", "floor": "tab:green"}
+    colours = {"python": "tab:blue", "python-kemi": "tab:purple", "native": "tab:orange",
+               "floor": "tab:green"}
     for name in CONFIGS:
         runs = sorted((r for r in summary["runs"] if r["config"] == name and r["profile"] in ("mixed", "ramp")),
                       key=lambda r: r["rate"])

@@ -266,14 +266,16 @@ class Router:
     # -- refusals and errors ------------------------------------------------------------
 
     def _refuse(self, call: Call, reply: Reply, claimed: str | None = None) -> None:
-        ksr = self.ksr
-        ksr.sl.send_reply(reply.code, reply.reason)
+        self.ksr.sl.send_reply(reply.code, reply.reason)
+        self._log_refusal(call.source_ip, call.method, claimed or call.from_user, call.ruri_user,
+                          reply.code, reply.reason)
+
+    def _log_refusal(self, source, method, claimed, called, code: int, reason: str) -> None:
         # One line per source per second across all workers (shared htable, kamailio.cfg):
         # a scanner cannot flood the log; the format is fail2ban-friendly.
-        if ksr.htable.sht_inc(REFUSALS_TABLE, f"{call.source_ip}::{int(self._clock())}") == 1:
-            ksr.notice(f"refused source={call.source_ip} method={call.method} "
-                       f"from={claimed or call.from_user} to={call.ruri_user} "
-                       f"code={reply.code} reason=\"{reply.reason}\"\n")
+        if self.ksr.htable.sht_inc(REFUSALS_TABLE, f"{source}::{int(self._clock())}") == 1:
+            self.ksr.notice(f"refused source={source} method={method} from={claimed} "
+                            f"to={called} code={code} reason=\"{reason}\"\n")
 
     def _crash(self, where: str, exc: Exception, stateful: bool = False) -> None:
         ksr = self.ksr

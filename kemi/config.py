@@ -37,6 +37,9 @@ class Config:
     ring_ms: int = 20000
     # Numbers without a country code are read in this region (phonenumbers).
     region: str = "RU"
+    # How Kamailio enters Python: "native" (kamailio.cfg does SIP mechanics, Python decides
+    # once per initial request) or "kemi" (every request in Python; kamailio.cfg -A FULL_KEMI).
+    wiring: str = "native"
 
     @property
     def pg_socket_dir(self) -> str:
@@ -74,6 +77,8 @@ class Config:
             value = getattr(self, key)
             if not low <= value <= high:
                 raise ConfigError(f"PBX_{key.upper()}={value!r}: must be within {low}..{high}")
+        if self.wiring not in ("native", "kemi"):
+            raise ConfigError(f"PBX_WIRING={self.wiring!r}: must be native or kemi")
         if self.cache_ttl_s <= 0:
             raise ConfigError(f"PBX_CACHE_TTL_S={self.cache_ttl_s!r}: must be positive")
 

@@ -17,6 +17,7 @@ from kemi.adapter import Router, SharedGate  # noqa: E402
 from kemi.config import Config  # noqa: E402
 from kemi.db import Database  # noqa: E402
 from kemi.directory import Directory  # noqa: E402
+from kemi.kemi_wiring import KemiRouter  # noqa: E402
 
 
 def mod_init():
@@ -28,4 +29,5 @@ def mod_init():
                   gate=SharedGate(KSR, config.db_max_waiting))
     directory = Directory(db, config.cache_ttl_s, config.cache_size,
                           log=lambda text: KSR.notice(text + "\n"))
-    return Router(KSR, config, directory)
+    # kamailio.cfg -A FULL_KEMI hands every message to Python (PBX_WIRING=kemi).
+    return (KemiRouter if config.wiring == "kemi" else Router)(KSR, config, directory)

@@ -152,7 +152,9 @@ class Kamailio:
         self.run_dir = Path(run_dir)
         self.log_path = Path(log_path) if log_path else None
         self.cfg = cfg
-        self.defines = defines or {}  # more -A NAME=VALUE (the benchmark's references)
+        self.defines = dict(defines or {})  # more -A NAME[=VALUE]
+        if config.wiring == "kemi":
+            self.defines.setdefault("FULL_KEMI", None)
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
@@ -163,7 +165,8 @@ class Kamailio:
                 "-A", f"CHILDREN={c.children}",
                 "-A", f"LOGLEVEL={c.log_level}",
                 "-A", f'HANDLER="{ROOT / "kemi" / "handler.py"}"',
-                *[arg for name, value in self.defines.items() for arg in ("-A", f"{name}={value}")]]
+                *[arg for name, value in self.defines.items()
+                  for arg in ("-A", name if value is None else f"{name}={value}")]]
 
     def start(self, timeout: float = 30.0) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,9 @@ class Stack:
 def stack():
     state = Path(tempfile.mkdtemp(prefix="cloud-pbx-test-"))
     os.chmod(state, 0o755)
+    # PBX_TEST_WIRING=kemi runs the whole suite through the full-KEMI wiring.
     config = replace(Config(), state_dir=str(state), sip_port=PROXY_PORT, pg_port=free_port(),
+                     wiring=os.environ.get("PBX_TEST_WIRING", "native"),
                      children=4, no_answer_ms=1000, ring_ms=2000,
                      cache_ttl_s=60.0)  # long: live changes must come from notifications
     cluster = PostgresCluster(state, config.pg_port, durable=False)

@@ -6,6 +6,7 @@ import re
 
 from kemi import adapter
 from kemi.adapter import Router
+from kemi.kemi_wiring import KemiRouter
 from kemi.config import ROOT
 
 CFG = (ROOT / "kamailio.cfg").read_text()
@@ -18,10 +19,13 @@ def test_every_python_exec_resolves_to_a_router_method():
         assert callable(getattr(Router, name, None)), f"python_exec({name!r}) has no Router method"
 
 
-def test_every_failure_route_armed_from_python_exists_in_the_cfg():
+def test_every_failure_route_armed_from_python_exists_in_both_wirings():
     defined = set(re.findall(r"^failure_route\[([A-Z_]+)\]", CFG, re.M))
     armed = {v for k, v in vars(adapter).items() if k.startswith("FAILURE_ROUTE_")}
     assert armed and armed <= defined, f"armed {armed}, cfg defines {defined}"
+    # With -A FULL_KEMI the failure routes are methods of the KEMI router.
+    for name in armed:
+        assert callable(getattr(KemiRouter, name, None)), f"KemiRouter lacks {name}"
 
 
 def test_the_cfg_is_accepted_by_kamailio():
@@ -29,5 +33,14 @@ def test_the_cfg_is_accepted_by_kamailio():
 
     from kemi.stack import KAMAILIO
     done = subprocess.run([KAMAILIO, "-c", "-f", str(ROOT / "kamailio.cfg")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_full_kemi_cfg_is_accepted_by_kamailio():
+    import subprocess
+
+    from kemi.stack import KAMAILIO
+    done = subprocess.run([KAMAILIO, "-c", "-f", str(ROOT / "kamailio.cfg"), "-A", "FULL_KEMI"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -1,0 +1,75 @@
+"""The full-KEMI wiring (kamailio.cfg with -A FULL_KEMI: cfgengine "python"): every request
+enters Python, SIP mechanics included. Kept to measure it against the default wiring, where
+kamailio.cfg does the mechanics natively and calls Python once per initial request
+(make bench-sip compares both; README, Wire speed)."""
+
+from __future__ import annotations
+
+from .adapter import Router
+
+MAX_FORWARDS = 10
+
+
+class KemiRouter(Router):
+    """The same decisions as Router, reached through KEMI's request route."""
+
+    def ksr_request_route(self, msg) -> int:
+        try:
+            return self._request(msg)
+        except Exception as exc:
+            self._crash("ksr_request_route", exc)
+            return 1
+
+    def _request(self, msg) -> int:
+        ksr = self.ksr
+        if ksr.maxfwd.process_maxfwd(MAX_FORWARDS) < 0:
+            ksr.sl.send_reply(483, "Too Many Hops")
+            return 1
+        if ksr.sanity.sanity_check(17895, 7) < 0:
+            return 1
+        method = ksr.pv.get("$rm")
+        if method == "CANCEL":
+            if ksr.tm.t_check_trans() > 0:
+                ksr.tm.t_relay()
+            return 1
+        if ksr.siputils.has_totag() > 0:
+            return self._within_dialog(method)
+        if method == "ACK":
+            if ksr.tm.t_check_trans() > 0:
+                ksr.tm.t_relay()
+            return 1
+        if ksr.tm.t_check_trans() == 0:  # a retransmission, absorbed
+            return 1
+        ksr.hdr.remove("Route")
+        if method == "OPTIONS" and ksr.pv.get("$rU") is None:
+            ksr.sl.send_reply(200, "OK")
+            return 1
+        return self.route_initial(msg)
+
+    def _within_dialog(self, method: str) -> int:
+        ksr = self.ksr
+        if ksr.rr.loose_route() > 0:
+            if ksr.dialog.is_known_dlg() < 0:
+                if method != "ACK":
+                    ksr.sl.send_reply(481, "Call/Transaction Does Not Exist")
+                get = ksr.pv.get
+                self._log_refusal(get("$si"), method, get("$fU"), get("$rU"), 481,
+                                  "not a known dialog")
+                return 1
+            ksr.textops.subst_hf("From", "/^[^<]*</</", "f")
+            ksr.textops.subst_hf("To", "/^[^<]*</</", "f")
+            ksr.tm.t_relay()
+            return 1
+        if method == "ACK":
+            if ksr.tm.t_check_trans() > 0:
+                ksr.tm.t_relay()
+            return 1
+        ksr.sl.send_reply(404, "Not Here")
+        return 1
+
+    # Failure routes armed by Router (t_on_failure) are Python methods in this wiring.
+    def HUNT(self, msg) -> int:  # noqa: N802 (the name kamailio.cfg uses)
+        return 1 if self.ksr.tm.t_is_canceled() > 0 else self.hunt_next(msg)
+
+    def EGRESS(self, msg) -> int:  # noqa: N802
+        return 1 if self.ksr.tm.t_is_canceled() > 0 else self.egress_next(msg)
