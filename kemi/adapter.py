@@ -33,21 +33,28 @@ STATS_EVERY_S = 1.0
 
 
 class SharedGate:
-    """At most `limit` worker processes wait on the database at once, counted in a shared
-    htable: misses beyond that get 503 at once instead of queueing behind a slow database,
-    so cached calls keep their workers."""
+    """While the database is slow, at most `limit` worker processes wait on it at once,
+    counted in a shared htable: misses beyond that get 503 at once instead of queueing
+    behind it, so cached calls keep their workers. While it answers fast nobody is turned
+    away (a cold cache at full load makes every worker query at once, harmlessly)."""
 
     def __init__(self, ksr, limit: int):
         self.ksr, self.limit = ksr, limit
 
     def enter(self) -> bool:
-        if self.ksr.htable.sht_inc(DB_GATE_TABLE, "waiting") <= self.limit:
+        htable = self.ksr.htable
+        if htable.sht_inc(DB_GATE_TABLE, "waiting") <= self.limit or not htable.sht_get(
+                DB_GATE_TABLE, "slow"):
             return True
-        self.ksr.htable.sht_dec(DB_GATE_TABLE, "waiting")
+        htable.sht_dec(DB_GATE_TABLE, "waiting")
         return False
 
     def leave(self) -> None:
         self.ksr.htable.sht_dec(DB_GATE_TABLE, "waiting")
+
+    def slow(self) -> None:
+        """A query overran: the limit holds for the next seconds (htable autoexpire)."""
+        self.ksr.htable.sht_seti(DB_GATE_TABLE, "slow", 1)
 # Identity headers a caller may not choose for itself (RFC 3325 trust domain).
 IDENTITY_HEADERS_RE = "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID)$"
 

@@ -48,6 +48,7 @@ class Database:
     """
 
     RETRY_MIN_S, RETRY_MAX_S = 0.25, 1.0
+    SLOW_S = 0.1  # a routing query slower than this makes the gate's limit hold
 
     def __init__(self, dsn: str, timeout_ms: int = 500, application: str = "cloud-pbx",
                  listen: bool = False, clock=time.monotonic, gate=None):
@@ -132,15 +133,21 @@ class Database:
             raise DatabaseUnavailable(f"too many processes already waiting on {self.dsn!r}")
         try:
             conn = self._connection()
-            deadline = time.monotonic() + (timeout_ms or self.timeout_ms) / 1000
+            started = time.monotonic()
+            deadline = started + (timeout_ms or self.timeout_ms) / 1000
             try:
                 with conn.cursor() as cur:
                     cur.execute(QUERIES[name], params)
                     self._wait(conn, deadline)
                     columns = [c.name for c in cur.description]
-                    return [dict(zip(columns, row)) for row in cur.fetchall()]
+                    rows = [dict(zip(columns, row)) for row in cur.fetchall()]
+                if self.gate is not None and time.monotonic() - started > self.SLOW_S:
+                    self.gate.slow()
+                return rows
             except DatabaseUnavailable as exc:
                 self._fail()
+                if self.gate is not None:
+                    self.gate.slow()
                 raise DatabaseUnavailable(f"query {name}: {exc}") from None
             except psycopg2.Error as exc:
                 if isinstance(exc, psycopg2.OperationalError):

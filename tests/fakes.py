@@ -123,8 +123,11 @@ class FakeKSR:
         for module in ("tm", "sl", "rr", "uac", "hdr", "dialog", "textops"):
             setattr(self, module, _Recorder(self, module, {}))
         self.shared: dict[str, int] = {}  # the htable, shared by all "workers"
-        self.htable = _Recorder(self, "htable", {"sht_inc": lambda t, k: self._sht_add(t, k, 1),
-                                                 "sht_dec": lambda t, k: self._sht_add(t, k, -1)})
+        self.htable = _Recorder(self, "htable", {
+            "sht_inc": lambda t, k: self._sht_add(t, k, 1),
+            "sht_dec": lambda t, k: self._sht_add(t, k, -1),
+            "sht_get": lambda t, k: self.shared.get(f"{t}/{k}"),
+            "sht_seti": lambda t, k, v: self.shared.__setitem__(f"{t}/{k}", v)})
 
     def _sht_add(self, table, key, delta):
         self.shared[f"{table}/{key}"] = self.shared.get(f"{table}/{key}", 0) + delta

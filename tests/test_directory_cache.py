@@ -146,12 +146,16 @@ def test_breaker_spares_requests_the_connect_attempts(monkeypatch):
     assert len(attempts) == 3  # never more than a second apart: back within a second
 
 
-def test_the_gate_bounds_processes_waiting_on_the_database():
+def test_the_gate_bounds_processes_waiting_on_a_slow_database():
     from kemi.adapter import SharedGate
 
     from .fakes import FakeKSR
     ksr = FakeKSR()
     gates = [SharedGate(ksr, 2) for _ in range(3)]  # three workers, shared counter
+    assert all(g.enter() for g in gates)  # a fast database: nobody is turned away
+    for g in gates:
+        g.leave()
+    gates[0].slow()  # a query overran
     assert gates[0].enter() and gates[1].enter()
     assert not gates[2].enter()
     gates[0].leave()
