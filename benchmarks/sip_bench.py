@@ -15,6 +15,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -236,9 +237,13 @@ class Bench:
         proxy = Kamailio(config, self.work / f"kamailio-{name}", self.work / f"kamailio-{name}.log",
                          cfg=CONFIGS[name], defines=defines)
         proxy.start()
-        for sim in self.sims if name != "floor" else ():  # all to the one SIPp playing SIMs
-            proxy.rpc("ul.add", "location", "s:" + sim, f"s:sip:{sim}@127.0.0.1:{SIM_PORT}",
-                      "3600", "1.0", ".", "0", "0", "0")  # q is a double for kamcmd
+        try:
+            for sim in self.sims if name != "floor" else ():  # all to the SIPp playing SIMs
+                proxy.rpc("ul.add", "location", "s:" + sim, f"s:sip:{sim}@127.0.0.1:{SIM_PORT}",
+                          "3600", "1.0", ".", "0", "0", "0")  # q is a double for kamcmd
+        except Exception:
+            proxy.stop()  # never leave a proxy behind on the benchmark's port
+            raise
         return proxy
 
     def measure(self, name: str, proxy: Kamailio, profile: str, rate: int, seconds: float) -> Run:
@@ -419,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = replace(plan, gate=False)
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="cloud-pbx-bench-sip-"))
+    # SIGTERM (timeout, CI) must run the finally blocks that stop what was started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bench = Bench(plan, args.out, work, log=lambda text: print(text, flush=True))
     started = time.monotonic()
     try:

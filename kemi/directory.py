@@ -45,11 +45,19 @@ class Directory:
         self._snapshots = LRUCache(maxsize=2)
         self.hits = self.misses = self.stale_serves = 0
         self._serving_stale = False
+        self._next_check = 0.0
+
+    CHECK_EVERY_S = 0.02  # reading the socket costs ~20 us: at most 50 times a second
 
     def refresh_if_changed(self) -> None:
-        """Once per request: a notified change (or a new connection) marks every cached
-        entry for re-reading, and reloads the snapshots at once: a worker that has served
-        a request holds every SIM's credentials should the database go away."""
+        """Per request, at most every CHECK_EVERY_S: a notified change (or a new connection)
+        marks every cached entry for re-reading, and reloads the snapshots at once: a
+        worker that has served a request holds every SIM's credentials should the
+        database go away."""
+        now = self._clock()
+        if now < self._next_check:
+            return
+        self._next_check = now + self.CHECK_EVERY_S
         if self.db.changed():
             self.generation += 1
             try:
