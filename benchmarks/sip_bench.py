@@ -26,7 +26,7 @@ from pathlib import Path
 
 from kemi import db
 from kemi.config import ROOT, Config
-from kemi.stack import Kamailio, PostgresCluster
+from kemi.stack import Kamailio, PostgresCluster, with_children
 from tests.conftest import free_port
 from tests.sipp import SIPP, Check, render, udp_bound
 
@@ -90,18 +90,6 @@ def cpu_seconds(pids) -> float:
         except (OSError, IndexError):
             pass
     return total / TICK
-
-
-def children_of(pid: int) -> list[int]:
-    found = [pid]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    return found
 
 
 def udp_receive_errors() -> int:
@@ -255,7 +243,7 @@ class Bench:
                            port=SIM_PORT, timeout_s=seconds + 90),
                SippProcess(self.scenarios[("outbound_uas", key)], self.work, CARRIER[0],
                            port=CARRIER[1], timeout_s=seconds + 90)]
-        pids = children_of(proxy.pid)
+        pids = with_children(proxy.pid)
         cpu0, drops0, t0 = cpu_seconds(pids), udp_receive_errors(), time.monotonic()
         load: list[SippProcess] = []
         if inbound_calls:

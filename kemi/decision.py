@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .model import RoutingData, Sim, Trunk
-from .phone import (DOMESTIC, INTERNATIONAL, KAZAKHSTAN, PREMIUM_RATE, destination_class,
+from .phone import (INTERNATIONAL, KAZAKHSTAN, PREMIUM_RATE, destination_class,
                     for_trunk, original_called, to_e164)
 
 

@@ -102,17 +102,21 @@ class PostgresCluster:
 
     def signal_all(self, sig: int) -> None:
         """Signal the postmaster and every backend (SIGSTOP freezes the server, SIGCONT thaws)."""
-        postmaster = self.pid
-        pids = [postmaster]
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
-                        pids.append(int(entry.name))
-                except (OSError, IndexError, ValueError):
-                    pass
-        for pid in pids:
+        for pid in with_children(self.pid):
             os.kill(pid, sig)
+
+
+def with_children(pid: int) -> list[int]:
+    """pid and its direct children, from /proc (Kamailio's workers, PostgreSQL's backends)."""
+    found = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
 
 
 def prepare_database(dsn: str, realm: str, demo: bool = True) -> None:

@@ -9,6 +9,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from kemi import db
@@ -95,6 +96,26 @@ def sipp(stack, tmp_path):
     yield make
     for far_end in started:
         far_end.stop()
+
+
+@pytest.fixture
+def dba(stack):
+    """dba(sql, revert): raw SQL committed as a DBA would; reverted after the test."""
+    conn = psycopg2.connect(stack.dsn, application_name="dba")
+    conn.autocommit = True
+    undo: list[str] = []
+
+    def run(statement: str, revert: str | None = None) -> None:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+        if revert:
+            undo.append(revert)
+
+    yield run
+    with conn.cursor() as cur:
+        for statement in reversed(undo):
+            cur.execute(statement)
+    conn.close()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from kemi.adapter import FAILURE_ROUTE_HUNT, HUNT_AVP, IDENTITY_HEADERS_RE, Router
-from kemi.config import Config, ROOT
+from kemi.config import Config
 
 from .fakes import FakeKSR, demo_data
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import psycopg2
 import pytest
 
 from kemi.db import Database
@@ -14,25 +13,6 @@ IVAN, BORIS, PAVEL = "+79181110003", "+79181110004", "+79181110002"
 @pytest.fixture
 def directory(stack):
     return Directory(Database(stack.dsn), ttl=60, size=100)
-
-
-@pytest.fixture
-def dba(stack):
-    """Raw SQL committed as a DBA would; every change is undone after the test."""
-    conn = psycopg2.connect(stack.dsn)
-    conn.autocommit = True
-    undo: list[str] = []
-
-    def run(statement: str, revert: str) -> None:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-        undo.append(revert)
-
-    yield run
-    with conn.cursor() as cur:
-        for statement in reversed(undo):
-            cur.execute(statement)
-    conn.close()
 
 
 def trunk_name(directory, trunk_id):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import time
 
-import psycopg2
-import pytest
 
 from .conftest import SIM_IP, TRUNK_IP, TRUNK_PORT, demo_password
 from .sipp import Check, literal
@@ -15,26 +13,6 @@ BORIS, OLGA, PAVEL = "+79181110004", "+79181110001", "+79181110002"
 SOCHI_NUMBER, ANAPA_NUMBER, ANAPA_NEW_NUMBER = "+78622550101", "+78613350101", "+78613350102"
 CLIENT = "+79891234567"
 RATE, CALLS = 20, 60  # 3 s of traffic per phase
-
-
-@pytest.fixture
-def dba(stack):
-    """Raw SQL committed as a DBA would; every change is undone after the test."""
-    conn = psycopg2.connect(stack.dsn, application_name="dba")
-    conn.autocommit = True
-    undo: list[str] = []
-
-    def run(statement: str, revert: str | None = None) -> None:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-        if revert:
-            undo.append(revert)
-
-    yield run
-    with conn.cursor() as cur:
-        for statement in reversed(undo):
-            cur.execute(statement)
-    conn.close()
 
 
 def worker_pids(stack) -> set[int]:

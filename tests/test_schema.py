@@ -73,7 +73,7 @@ def test_did_must_ring_a_district_of_its_own_company(sql):
 
 
 def test_manager_caller_id_override_must_be_a_company_did(sql):
-    refused(sql, f"UPDATE manager SET caller_id = '+78622559999' WHERE name = 'Ivan'",
+    refused(sql, "UPDATE manager SET caller_id = '+78622559999' WHERE name = 'Ivan'",
             "manager_caller_id_is_company_did")
 
 
@@ -93,7 +93,7 @@ def test_trunk_sources_must_be_networks(sql):
 
 
 def test_a_district_in_use_cannot_be_deleted(sql):
-    refused(sql, f"DELETE FROM district WHERE name = 'Sochi'", "violates foreign key constraint")
+    refused(sql, "DELETE FROM district WHERE name = 'Sochi'", "violates foreign key constraint")
 
 
 def test_upgrading_a_database_with_data_keeps_the_data(stack):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import csv
 import getpass
-import io
 import json
 import sys
 from datetime import datetime, timedelta, timezone
