@@ -234,8 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
                 for f in entity.fields:
                     if f.kind == "secret" or (action == "update" and f.name == "company"):
                         continue
-                    if action == "update" and entity.scoped and f.name == entity.key:
-                        continue
                     if action == "update" and f.name == entity.key:
                         continue
                     a.add_argument(_option(f.name), dest=f.name, metavar=f.kind.upper(), help=f.help)
