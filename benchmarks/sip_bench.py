@@ -267,11 +267,12 @@ class Bench:
         loadgen = [p.cpu_now() for p in load + far]
         loadgen_cpu = sum(loadgen)
         counts = [p.counters() for p in load]
+        far_failed = sum(p.counters().get("FailedCall(C)", 0) for p in far)
         times = sorted(t for p in load for t in p.response_times())
         busiest = max(loadgen) / max(wall, 1e-6)
         succeeded = sum(c.get("SuccessfulCall(C)", 0) for c in counts)
         run = Run(config=name, profile=profile, rate=rate, calls=calls,
-                  failed=calls - succeeded,  # failed, or never completed
+                  failed=calls - succeeded + far_failed,  # either side failed, or never ended
                   retransmissions=sum(c.get("Retransmissions(C)", 0) for c in counts),
                   cpu_ms_per_call=1000 * cpu / calls,
                   median_ms=statistics.median(times) if times else None,

@@ -128,6 +128,16 @@ class Router:
             self._crash("egress_next", exc, stateful=True)
         return 1
 
+    def refused_here(self, msg, what: str = "", *_args) -> int:
+        """kamailio.cfg refused the request itself ("<code> <reason>"): log it like ours."""
+        try:
+            code, _, reason = what.partition(" ")
+            get = self.ksr.pv.get
+            self._log_refusal(get("$si"), get("$rm"), get("$fU"), get("$rU"), int(code), reason)
+        except Exception as exc:
+            self._crash("refused_here", exc, reply=False)
+        return 1
+
     def hunt_next(self, msg, *_args) -> int:
         """Failure route: the SIM did not answer; ring the next one or give up."""
         try:
@@ -284,13 +294,15 @@ class Router:
             self.ksr.notice(f"refused source={source} method={method} from={claimed} "
                             f"to={called} code={code} reason=\"{reason}\"\n")
 
-    def _crash(self, where: str, exc: Exception, stateful: bool = False) -> None:
+    def _crash(self, where: str, exc: Exception, stateful: bool = False, reply: bool = True) -> None:
         ksr = self.ksr
         try:
             call_id = ksr.pv.get("$ci")
         except Exception:
             call_id = "?"
         ksr.err(f"{where} failed call_id={call_id}: {type(exc).__name__}: {exc}\n")
+        if not reply:
+            return
         try:
             if stateful:
                 ksr.tm.t_reply(500, "Server Internal Error")

@@ -26,7 +26,7 @@ class KemiRouter(Router):
             ksr.sl.send_reply(483, "Too Many Hops")
             return 1
         if ksr.sanity.sanity_check(17895, 7) < 0:
-            return 1
+            return self.refused_here(msg, "400 malformed request")
         method = ksr.pv.get("$rm")
         if method == "CANCEL":
             if ksr.tm.t_check_trans() > 0:
@@ -52,10 +52,7 @@ class KemiRouter(Router):
             if ksr.dialog.is_known_dlg() < 0:
                 if method != "ACK":
                     ksr.sl.send_reply(481, "Call/Transaction Does Not Exist")
-                get = ksr.pv.get
-                self._log_refusal(get("$si"), method, get("$fU"), get("$rU"), 481,
-                                  "not a known dialog")
-                return 1
+                return self.refused_here(msg, "481 not a known dialog")
             ksr.textops.subst_hf("From", "/^[^<]*</</", "f")
             ksr.textops.subst_hf("To", "/^[^<]*</</", "f")
             ksr.tm.t_relay()
