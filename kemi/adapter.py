@@ -32,6 +32,10 @@ STATS_TABLE, DB_GATE_TABLE = "stats", "dbwait"  # kamailio.cfg htables
 STATS_EVERY_S = 1.0
 
 
+# Identity headers a caller may not choose for itself (RFC 3325 trust domain).
+IDENTITY_HEADERS_RE = "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID)$"
+
+
 class SharedGate:
     """While the database is slow, at most `limit` worker processes wait on it at once,
     counted in a shared htable: misses beyond that get 503 at once instead of queueing
@@ -55,8 +59,6 @@ class SharedGate:
     def slow(self) -> None:
         """A query overran: the limit holds for the next seconds (htable autoexpire)."""
         self.ksr.htable.sht_seti(DB_GATE_TABLE, "slow", 1)
-# Identity headers a caller may not choose for itself (RFC 3325 trust domain).
-IDENTITY_HEADERS_RE = "^(P-Asserted-Identity|P-Preferred-Identity|Remote-Party-ID)$"
 
 
 class Router:
@@ -97,7 +99,9 @@ class Router:
             # Retry-After: a carrier would take it as "the whole proxy is down" and stop
             # sending the calls we can still route from cache.
             self.ksr.sl.send_reply(DATABASE_DOWN.code, DATABASE_DOWN.reason)
-            self.ksr.err(f"route_initial call_id={self.ksr.pv.get('$ci')}: {exc}\n")
+            get = self.ksr.pv.get  # logged like a refusal: once per source per second
+            self._log_refusal(get("$si"), get("$rm"), get("$fU"), get("$rU"), DATABASE_DOWN.code,
+                              f"database unavailable: {exc}")
         except Exception as exc:  # never leave the client retransmitting into silence
             self._crash("route_initial", exc)
         return 1

@@ -52,7 +52,7 @@ class KemiRouter(Router):
             if ksr.dialog.is_known_dlg() < 0:
                 if method != "ACK":
                     ksr.sl.send_reply(481, "Call/Transaction Does Not Exist")
-                return self.refused_here(msg, "481 not a known dialog")
+                return self.refused_here(None, "481 not a known dialog")
             ksr.textops.subst_hf("From", "/^[^<]*</</", "f")
             ksr.textops.subst_hf("To", "/^[^<]*</</", "f")
             ksr.tm.t_relay()
