@@ -25,27 +25,27 @@ def test_doctests():
     assert doctest.testmod(phone).failed == 0
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # phonenumbers loads region metadata lazily
 @given(NATIONAL, st.sampled_from(["8{}", "7{}", "+7{}", "{}"]))
 def test_every_carrier_format_of_a_russian_number_is_the_same_e164(national, fmt):
     assert to_e164(fmt.format(national)) == "+7" + national
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # phonenumbers loads region metadata lazily
 @given(NATIONAL)
 def test_separators_do_not_matter(national):
     spaced = f"8 ({national[:3]}) {national[3:6]}-{national[6:8]}-{national[8:]}"
     assert to_e164(spaced) == "+7" + national
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # phonenumbers loads region metadata lazily
 @given(st.text(max_size=30))
 def test_garbage_never_raises_and_yields_e164_or_nothing(text):
     result = to_e164(text)
     assert result is None or re.fullmatch(r"\+[1-9][0-9]{6,14}", result)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # phonenumbers loads region metadata lazily
 @given(st.from_regex(r"\A\+?[0-9]{3,16}\Z"))
 def test_agrees_with_phonenumbers(digits):
     try:
@@ -67,7 +67,7 @@ def _reference(text: str) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-@settings(max_examples=2000)
+@settings(max_examples=2000, deadline=None)  # phonenumbers loads region metadata lazily
 @given(st.from_regex(r"\A\+7[0-9]{10}\Z"))
 def test_the_canonical_fast_path_agrees_with_phonenumbers(number):
     to_e164.cache_clear()
