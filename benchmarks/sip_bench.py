@@ -178,8 +178,8 @@ class SippProcess:
 # -- the bench -------------------------------------------------------------------------------
 
 class Bench:
-    def __init__(self, plan: Plan, out: Path, work: Path, log=print):
-        self.plan, self.out, self.work, self.log = plan, out, work, log
+    def __init__(self, plan: Plan, work: Path, log=print):
+        self.plan, self.work, self.log = plan, work, log
         self.cluster: PostgresCluster | None = None
         self.sims: list[str] = []
         self.scenarios: dict[tuple[str, str], Path] = {}
@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="cloud-pbx-bench-sip-"))
     # SIGTERM (timeout, CI) must run the finally blocks that stop what was started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    bench = Bench(plan, args.out, work, log=lambda text: print(text, flush=True))
+    bench = Bench(plan, work, log=lambda text: print(text, flush=True))
     started = time.monotonic()
     try:
         runs = bench.run()

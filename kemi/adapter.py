@@ -1,6 +1,7 @@
 """The thin KSR adapter: reads the request, asks the decision core, applies the result.
 
-Only this module calls KSR (the object is passed in, so tests drive it with a fake).
+Only this module, and its full-KEMI subclass in kemi_wiring.py, calls KSR (the object is
+passed in, so tests drive it with a fake).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ class Config:
     pg_port: int = 55432
     # libpq DSN; empty means the private cluster above (Unix socket in state_dir/run).
     dsn: str = ""
-    db_timeout_ms: int = 500  # connect and statement timeout per query
+    db_timeout_ms: int = 500  # deadline of each routing query and connection attempt
     db_max_waiting: int = 2  # worker processes that may wait on the database at once
     # Routing data caches (per worker): how long an entry is trusted, how many entries.
     cache_ttl_s: float = 300.0  # a backstop: changes arrive by NOTIFY (see README)

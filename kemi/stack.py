@@ -31,13 +31,25 @@ class StackError(RuntimeError):
     """A process of the stack could not start; the message says which and why."""
 
 
-def _run(cmd: list[str], what: str, user: str | None = None) -> str:
+def _run(cmd: list[str], what: str, user: str | None = None, timeout: float | None = None) -> str:
     if user:
         cmd = ["runuser", "-u", user, "--"] + cmd
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StackError(f"{what} failed: {exc}") from None
     if done.returncode != 0:
         raise StackError(f"{what} failed ({' '.join(cmd)}):\n{done.stdout}{done.stderr}")
     return done.stdout
+
+
+def kamcmd(ctl: str | Path, *args: str, timeout: float | None = None) -> str:
+    """An RPC to a running Kamailio over its ctl socket; StackError when it fails."""
+    output = _run([KAMCMD, "-s", f"unix:{ctl}", *args], f"kamcmd {' '.join(args)}",
+                  timeout=timeout)
+    if output.startswith("error:"):  # kamcmd exits 0 on RPC errors
+        raise StackError(f"kamcmd {' '.join(args)}: {output.strip()}")
+    return output
 
 
 class PostgresCluster:
@@ -198,11 +210,7 @@ class Kamailio:
         return self.process.pid if self.process else None
 
     def rpc(self, *args: str) -> str:
-        output = _run([KAMCMD, "-s", f"unix:{self.run_dir / 'kamailio_ctl'}", *args],
-                      f"kamcmd {' '.join(args)}")
-        if output.startswith("error:"):  # kamcmd exits 0 on RPC errors
-            raise StackError(f"kamcmd {' '.join(args)}: {output.strip()}")
-        return output
+        return kamcmd(self.run_dir / "kamailio_ctl", *args)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -218,11 +226,15 @@ class Kamailio:
         return self.process.wait() if self.process else 0
 
 
+def _interrupt(*_args) -> None:
+    raise KeyboardInterrupt
+
+
 def run(config: Config) -> int:
     """`make run`: the proxy with demo data until Ctrl-C; stops exactly what it started."""
     cluster = PostgresCluster(config.state_dir, config.pg_port)
     proxy = Kamailio(config, Path(config.state_dir) / "kamailio")
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: the finally below runs
     try:
         print(f"cloud-pbx: PostgreSQL on {cluster.socket_dir} port {cluster.port}", flush=True)
         cluster.start()

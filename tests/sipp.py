@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -165,8 +166,6 @@ class SilentPeer:
     """A bound UDP port that answers nothing and records what reached it."""
 
     def __init__(self, ip: str, port: int):
-        import socket
-
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((ip, port))
         self.sock.setblocking(False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import subprocess
 from pathlib import Path
 
 from ..config import Config
@@ -11,7 +10,7 @@ from ..db import Database
 from ..decision import Authenticate, Call, CallOut, Reply, Ring, check_sim, decide
 from ..directory import Directory
 from ..phone import to_e164
-from ..stack import KAMCMD
+from ..stack import StackError, kamcmd
 from .fields import InputError, phone_number
 
 
@@ -70,16 +69,12 @@ def _registrations(sims, ctl: str) -> dict[str, str]:
     status = {}
     for sim in sims:
         try:
-            done = subprocess.run([KAMCMD, "-s", f"unix:{ctl}", "ul.lookup", "location", "s:" + sim],
-                                  capture_output=True, text=True, timeout=3)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return {s: f"registration unknown: proxy not reachable ({exc})" for s in sims}
-        output = done.stdout + done.stderr
-        if "Contact" in output or "Address" in output:
+            kamcmd(ctl, "ul.lookup", "location", "s:" + sim, timeout=3)
             status[sim] = "registered"
-        elif "not found" in output.lower() or "404" in output:
+        except StackError as exc:
+            if "not found" not in str(exc).lower():
+                reason = (str(exc).strip().splitlines() or ["no answer"])[-1]
+                return {s: f"registration unknown: proxy not reachable at {ctl} ({reason})"
+                        for s in sims}
             status[sim] = "not registered"
-        else:
-            reason = (output.strip().splitlines() or ["no answer"])[-1]
-            return {s: f"registration unknown: proxy not reachable at {ctl} ({reason})" for s in sims}
     return status
