@@ -72,9 +72,9 @@ def test_a_notified_change_marks_entries_for_rereading(env):
     d.refresh_if_changed()
     assert d.did_route("+78622550101").district_name == "Sochi"  # nothing notified yet
     db.notified = True
-    d.refresh_if_changed()  # within 20 ms of the last look: not read yet
+    d.refresh_if_changed()  # within CHECK_EVERY_S of the last look: not read yet
     assert d.did_route("+78622550101").district_name == "Sochi"
-    now[0] += 0.02
+    now[0] += Directory.CHECK_EVERY_S
     d.refresh_if_changed()
     assert d.did_route("+78622550101").district_name == "Sochi-Center"
 
@@ -83,7 +83,7 @@ def test_stale_entries_keep_routing_while_the_database_is_down(env):
     db, now, logs, d = env
     d.did_route("+78622550101")
     db.down, db.notified = True, True
-    now[0] += 0.02
+    now[0] += Directory.CHECK_EVERY_S
     d.refresh_if_changed()
     now[0] = 60.0  # past the TTL as well
     for _ in range(3):
@@ -114,7 +114,7 @@ def test_small_tables_are_one_snapshot_reloaded_on_change(env):
     sims["+79181110003"]["district_name"] = "Anapa"
     assert d.sim("+79181110003").district_name == "Sochi"  # same generation: same snapshot
     db.notified = True
-    now[0] += 0.02
+    now[0] += Directory.CHECK_EVERY_S
     d.refresh_if_changed()  # reloads the snapshot at once
     assert d.sim("+79181110003").district_name == "Anapa"
 
@@ -165,3 +165,28 @@ def test_the_gate_bounds_processes_waiting_on_a_slow_database():
     assert not gates[2].enter()
     gates[0].leave()
     assert gates[2].enter()
+
+
+def test_trunk_sources_follow_the_trunk_snapshot_and_stay_bounded(env):
+    db, now, _, d = env
+    trunks = [{"id": 1, "name": "kuban-telecom", "carrier": "Kuban Telecom",
+               "sources": ["127.0.0.2/32"], "number_format": "e164"}]
+    original = db.query
+    db.query = lambda name, timeout_ms=None, **p: (
+        [dict(t) for t in trunks] if name == "trunks" else original(name, **p))
+    assert d.trunk_for_source("127.0.0.2").name == "kuban-telecom"
+    assert d.trunk_for_source("127.0.0.9") is None
+    trunks[0]["sources"] = ["127.0.0.9/32"]
+    assert d.trunk_for_source("127.0.0.9") is None  # nothing notified: the same snapshot
+    db.notified = True
+    now[0] += Directory.CHECK_EVERY_S
+    d.refresh_if_changed()
+    assert d.trunk_for_source("127.0.0.9").name == "kuban-telecom"
+    assert d.trunk_for_source("127.0.0.2") is None
+    now[0] += 10  # past the TTL (5 s): reloaded by the periodic look, not per request
+    trunks[0]["sources"] = ["127.0.0.2/32"]
+    d.refresh_if_changed()
+    assert d.trunk_for_source("127.0.0.2").name == "kuban-telecom"
+    for i in range(100):  # a scan of source addresses cannot grow the map without bound
+        d.trunk_for_source(f"10.0.{i // 256}.{i % 256}")
+    assert len(d._source_trunk) <= 3
