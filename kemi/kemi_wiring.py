@@ -5,7 +5,7 @@ kamailio.cfg does the mechanics natively and calls Python once per initial reque
 
 from __future__ import annotations
 
-from .adapter import Router
+from .adapter import IDENTITY_HEADERS, NULL, RELAY, REQUEST_FIELDS, Router
 
 MAX_FORWARDS = 10
 
@@ -44,7 +44,22 @@ class KemiRouter(Router):
         if method == "OPTIONS" and ksr.pv.get("$rU") is None:
             ksr.sl.send_reply(200, "OK")
             return 1
-        return self.route_initial(msg)
+        get = ksr.pv.get
+        fields = " ".join(NULL if value is None else str(value)
+                          for value in (get(name) for name in REQUEST_FIELDS.split()))
+        if self.route_initial(msg, fields) == RELAY:
+            self._relay_initial()
+        return 1
+
+    def _relay_initial(self) -> None:
+        """kamailio.cfg's route RELAY_INITIAL."""
+        ksr = self.ksr
+        ksr.dialog.dlg_manage()
+        ksr.rr.record_route()
+        for name in IDENTITY_HEADERS:
+            ksr.hdr.remove(name)
+        if ksr.tm.t_relay() < 0:
+            ksr.sl.sl_reply_error()
 
     def _within_dialog(self, method: str) -> int:
         ksr = self.ksr

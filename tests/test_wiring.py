@@ -44,3 +44,14 @@ def test_the_full_kemi_cfg_is_accepted_by_kamailio():
     done = subprocess.run([KAMAILIO, "-c", "-f", str(ROOT / "kamailio.cfg"), "-A", "FULL_KEMI"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_route_initial_gets_the_fields_the_adapter_parses_and_relays_on_its_answer():
+    call = re.search(r'python_exec\("route_initial", "([^"]*)"\);\n\tif \(\$rc == (\d+)\) \{\n'
+                     r'\t\troute\(RELAY_INITIAL\);', CFG)
+    assert call, "kamailio.cfg must pass REQUEST_FIELDS and relay on RELAY"
+    assert call.group(1) == adapter.REQUEST_FIELDS and int(call.group(2)) == adapter.RELAY
+    relay = CFG[CFG.index("route[RELAY_INITIAL]"):]
+    relay = relay[:relay.index("\n}")]
+    for name in adapter.IDENTITY_HEADERS:
+        assert f'remove_hf("{name}");' in relay
