@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kemi.db import DatabaseError, DatabaseUnavailable
-from kemi.directory import Directory
+from kemi.db import EVERYTHING, DatabaseError, DatabaseUnavailable
+from kemi.directory import SIM_FIELDS, Directory
 
 SOCHI = {"number": "+78622550101", "company_id": 1, "district_id": 2, "district_name": "Sochi",
          "district_active": True, "hunt": ["+79181110003"]}
@@ -25,9 +25,15 @@ class FakeDb:
         row = self.rows.get(params.get("number"))
         return [row] if row else []
 
+    def query_tuples(self, name, timeout_ms=None, **params):
+        rows = self.query(name, timeout_ms=timeout_ms, **params)
+        columns = list(rows[0]) if rows else list(SIM_FIELDS)
+        return columns, [tuple(row[c] for c in columns) for row in rows]
+
     def changed(self):
+        """True: a new connection (anything may have changed); or the notified tables."""
         notified, self.notified = self.notified, False
-        return notified
+        return EVERYTHING if notified is True else frozenset(notified or ())
 
 
 @pytest.fixture
@@ -190,3 +196,24 @@ def test_trunk_sources_follow_the_trunk_snapshot_and_stay_bounded(env):
     for i in range(100):  # a scan of source addresses cannot grow the map without bound
         d.trunk_for_source(f"10.0.{i // 256}.{i % 256}")
     assert len(d._source_trunk) <= 3
+
+
+def test_a_trunk_change_reloads_trunks_only(env):
+    db, now, _, d = env
+    d.did_route("+78622550101")
+    d.sim("+79181110003")
+    d.trunks()
+    asked = []
+    original = db.query
+    db.query = lambda name, timeout_ms=None, **p: asked.append(name) or original(name, **p)
+    db.notified = {"trunk"}
+    now[0] += Directory.CHECK_EVERY_S
+    d.refresh_if_changed()
+    d.did_route("+78622550101")
+    d.sim("+79181110003")
+    assert asked == ["trunks"]  # no SIM snapshot reload, no DID re-read
+    db.notified = {"trunk", "did"}
+    now[0] += Directory.CHECK_EVERY_S
+    d.refresh_if_changed()
+    d.did_route("+78622550101")
+    assert asked[1:] == ["sims", "trunks", "did_route"]

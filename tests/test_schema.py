@@ -147,17 +147,19 @@ def test_raw_sql_changes_are_audited_with_who_and_what(stack):
 
 def test_committed_changes_are_notified(stack):
     listener = db.Database(stack.dsn, listen=True)
-    assert listener.changed()  # a first connection: anything may have changed
+    assert listener.changed() == db.EVERYTHING  # a first connection: anything may have changed
     assert not listener.changed()
     conn = psycopg2.connect(stack.dsn)
     try:
-        with conn, conn.cursor() as cur:
+        with conn, conn.cursor() as cur:  # one transaction, two tables
             cur.execute("UPDATE district SET name = name WHERE name = 'Sochi'")
+            cur.execute("UPDATE trunk SET carrier = carrier WHERE name = 'kuban-telecom'")
     finally:
         conn.close()
     import time
     deadline = time.monotonic() + 2
-    while not listener.changed():
+    while not (changed := listener.changed()):
         assert time.monotonic() < deadline, "no notification within 2 s"
         time.sleep(0.01)
+    assert changed == {"district", "trunk"}  # each table names itself
     listener.close()
