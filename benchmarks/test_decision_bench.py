@@ -22,6 +22,7 @@ def test_decide_inbound_national_format(benchmark):
 
 
 def test_normalise_uncached(benchmark):
+    """Separators: the parser."""
     def cold():
         to_e164.cache_clear()
         return to_e164("8 (989) 123-45-67")
@@ -32,4 +33,12 @@ def test_normalise_canonical_uncached(benchmark):
     def cold():
         to_e164.cache_clear()
         return to_e164("+79891234567")
+    assert benchmark(cold) == "+79891234567"
+
+
+def test_normalise_national_uncached(benchmark):
+    """A caller never seen before, in the form trunks send (8 + ten digits)."""
+    def cold():
+        to_e164.cache_clear()
+        return to_e164("89891234567")
     assert benchmark(cold) == "+79891234567"

@@ -74,6 +74,15 @@ def test_the_canonical_fast_path_agrees_with_phonenumbers(number):
     assert to_e164(number) == _reference(number)
 
 
+# Each national fast path's domain, and a little around it (other first digits, one
+# digit more or less) so that the edges of each pattern are exercised too.
+@settings(max_examples=3000, deadline=None)
+@given(st.from_regex(r"\A(?:8[0-9]{10}|7[0-9]{10}|9[0-9]{9}|[789][0-9]{8,11})\Z"))
+def test_the_national_fast_paths_agree_with_phonenumbers(number):
+    to_e164.cache_clear()
+    assert to_e164(number) == _reference(number)
+
+
 def test_foreign_and_special_numbers():
     assert to_e164("810441234567890") == "+441234567890"
     assert to_e164("+77012345678") == "+77012345678"  # Kazakhstan shares +7
