@@ -82,6 +82,17 @@ def test_carrier_challenge_is_answered_with_the_trunk_credentials(stack, sipp):
     far.succeeded()
 
 
+def test_after_a_carrier_challenge_the_dialog_keeps_its_cseq_in_order(stack, sipp):
+    """Our answer to the carrier's 407 adds a request to the dialog: the SIM's ACK,
+    re-INVITE and BYE must reach the carrier with CSeq moved up by one (the carrier's
+    scenario checks each), and the carrier's own re-INVITE must still reach the SIM."""
+    far = carrier(sipp, NATIONAL_TRUNK_IP, flow="outbound_carrier_auth_reinvite",
+                  checks=(Check("From", "<sip:88612100103@"),))
+    sim_calls(sipp, stack, PAVEL, "89891234567", flow="outbound_reinvite",
+              checks=(Check("To", f"<sip:{literal(PAVEL)}@{literal(stack.config.realm)}>"),)).run()
+    far.succeeded()
+
+
 def test_owner_trunk_out_of_service_fails_over_to_an_eligible_trunk(stack, sipp, silent):
     strict = silent(STRICT_TRUNK_IP, TRUNK_PORT)
     failing = carrier(sipp, TRUNK_IP, flow="trunk_failover")
