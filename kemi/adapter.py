@@ -28,6 +28,9 @@ EGRESS_AUTH_AVP = "$avp(egress_auth)"  # the trunk already answered with credent
 UAC_USER_AVP, UAC_PASSWORD_AVP = "$avp(auser)", "$avp(apass)"
 LOCATION_TABLE = "location"
 REFUSALS_TABLE = "refusals"
+# Sources found not to be a trunk: kamailio.cfg challenges their requests that come
+# without credentials itself (htable, autoexpire 10 s), emptied when the trunks change.
+SOURCES_TABLE, NOT_A_TRUNK = "sources", 1
 DATABASE_DOWN = Reply(503, "Service Unavailable")
 STATS_TABLE, DB_GATE_TABLE = "stats", "dbwait"  # kamailio.cfg htables
 STATS_EVERY_S = 1.0
@@ -82,6 +85,7 @@ class Router:
         self.directory = directory
         self._clock = clock
         self._stats_due = 0.0
+        self._trunks_seen = -1  # the trunk snapshot SOURCES_TABLE was filled from
         # Routing lines are formatted only when the log level shows them (2 = info).
         self._verbose = config.log_level >= 2
 
@@ -95,6 +99,9 @@ class Router:
         REQUEST_FIELDS as kamailio.cfg printed them."""
         try:
             self.directory.refresh_if_changed()
+            if self.directory.trunks_version != self._trunks_seen:
+                self._trunks_seen = self.directory.trunks_version
+                self.ksr.htable.sht_reset(SOURCES_TABLE)  # a source may have become a trunk
             if self._clock() >= self._stats_due:
                 self._publish_stats()
             call, host = self._read_call(fields)
@@ -205,6 +212,8 @@ class Router:
         user = ksr.pv.get("$au")
         if not user:
             ksr.auth.auth_challenge(self.config.realm, 1)
+            if self.directory.trunk_for_source(call.source_ip) is None:  # not a trunk's REGISTER
+                ksr.htable.sht_seti(SOURCES_TABLE, call.source_ip, NOT_A_TRUNK)
             return None
         sim = self.directory.sim(user)
         refusal = check_sim(sim)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -81,6 +83,9 @@ class Config:
             raise ConfigError(f"PBX_WIRING={self.wiring!r}: must be native or kemi")
         if self.cache_ttl_s <= 0:
             raise ConfigError(f"PBX_CACHE_TTL_S={self.cache_ttl_s!r}: must be positive")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", self.realm):
+            # kamailio.cfg gets it as a define too (-A REALM=...): a host name, nothing else.
+            raise ConfigError(f"PBX_REALM={self.realm!r}: must be a host name (letters, digits, . and -)")
 
     def environ(self) -> dict[str, str]:
         """The PBX_* variables that reproduce this config in a child process."""

@@ -53,6 +53,7 @@ class Directory:
         # known SIM keeps authenticating while the database is down), every trunk.
         self._snapshots = LRUCache(maxsize=2)
         self.hits = self.misses = self.stale_serves = 0
+        self.trunks_version = 0  # moves with each trunk snapshot loaded
         self._serving_stale = False
         self._next_check = 0.0
 
@@ -159,6 +160,7 @@ class Directory:
              tuple(ipaddress.ip_network(s, strict=False) for s in row["sources"]))
             for row in self.db.query("trunks"))
         self._source_trunk = {}  # derived from the new snapshot from now on
+        self.trunks_version += 1
         return trunks
 
 

@@ -183,6 +183,7 @@ class Kamailio:
                 "-A", f"LISTEN=udp:{c.sip_addr}:{c.sip_port}",
                 "-A", f"CHILDREN={c.children}",
                 "-A", f"LOGLEVEL={c.log_level}",
+                "-A", f'REALM="{c.realm}"',
                 "-A", f'HANDLER="{ROOT / "kemi" / "handler.py"}"',
                 *[arg for name, value in self.defines.items()
                   for arg in ("-A", name if value is None else f"{name}={value}")]]

@@ -42,6 +42,7 @@ class FakeRoutingData:
         return self.all_trunks
 
     hits = misses = stale_serves = generation = 0
+    trunks_version = 1
 
     def refresh_if_changed(self):
         self.lookups.append(("refresh",))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from kemi.adapter import DONE, FAILURE_ROUTE_HUNT, HUNT_AVP, NULL, RELAY, REQUEST_FIELDS, Router
+from kemi.adapter import (DONE, FAILURE_ROUTE_HUNT, HUNT_AVP, NOT_A_TRUNK, NULL, RELAY,
+                          REQUEST_FIELDS, SOURCES_TABLE, Router)
 from kemi.config import Config
 
 from .fakes import FakeKSR, demo_data
@@ -91,6 +92,34 @@ def test_stranger_without_credentials_is_challenged():
     router(ksr).route_initial(None, fields(ksr))
     assert ksr.called("auth.auth_challenge") == [("pbx.local", 1)]
     assert ksr.called("tm.t_relay") == []
+
+
+def marked(ksr):
+    return {k: v for k, v in ksr.shared.items() if k.startswith(SOURCES_TABLE + "/")}
+
+
+def test_a_source_challenged_once_is_challenged_by_kamailio_cfg_next_time():
+    ksr = FakeKSR(request(**{"$si": "127.0.0.3"}))
+    r = router(ksr)
+    r.route_initial(None, fields(ksr))
+    assert marked(ksr) == {f"{SOURCES_TABLE}/127.0.0.3": NOT_A_TRUNK}
+    # A trunk's REGISTER is challenged too, but the trunk's calls must still come in.
+    ksr = FakeKSR(request(**{"$rm": "REGISTER"}))
+    router(ksr).route_initial(None, fields(ksr))
+    assert ksr.called("auth.auth_challenge") and marked(ksr) == {}
+
+
+def test_the_sources_table_is_emptied_when_the_trunks_change():
+    data = demo_data()
+    ksr = FakeKSR(request(**{"$si": "127.0.0.3"}))
+    r = router(ksr, data)
+    r.route_initial(None, fields(ksr))
+    assert ksr.called("htable.sht_reset") == [(SOURCES_TABLE,)]  # first snapshot seen
+    r.route_initial(None, fields(ksr))
+    assert len(ksr.called("htable.sht_reset")) == 1
+    data.trunks_version += 1
+    r.route_initial(None, fields(ksr))
+    assert len(ksr.called("htable.sht_reset")) == 2
 
 
 def test_credentials_of_an_unknown_sim_are_refused_without_checking_them():
@@ -216,6 +245,7 @@ def ksr_calls(pv, registered=()):
     ksr = FakeKSR(pv, registered=registered)
     r = router(ksr, clock=lambda: 0.5)
     r._stats_due = 10  # not a second in which the counters are published
+    r._trunks_seen = r.directory.trunks_version  # nor one in which the trunks changed
     r.route_initial(None, fields(ksr))
     return len(ksr.calls)
 
@@ -223,5 +253,5 @@ def ksr_calls(pv, registered=()):
 def test_ksr_crossings_per_initial_request_stay_few():
     """Each KSR call crosses from Python into Kamailio (README, Wire speed)."""
     assert ksr_calls(request(), registered={IVAN, BORIS}) == 8  # inbound DID, hunting
-    assert ksr_calls({**sim_request(), "$au": None}) == 2  # a SIM's first INVITE: challenged
+    assert ksr_calls({**sim_request(), "$au": None}) == 3  # a SIM's first INVITE: challenged
     assert ksr_calls(sim_request()) == 9  # outbound, authenticated

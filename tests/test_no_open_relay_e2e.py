@@ -83,3 +83,20 @@ def test_refusals_are_logged_once_per_source_per_second(stack, source, to_tag, l
         lines = [l for l in log if f"refused source={source} " in l]
     assert 1 <= len(lines) <= 2, lines  # 20 refusals within (at most) two seconds
     assert re.search(logged, lines[0]), lines[0]
+
+
+def test_a_source_without_credentials_is_challenged_by_kamailio_after_python_saw_it(stack):
+    """Python marks a source that is not a trunk; kamailio.cfg then challenges its
+    credential-less requests itself (a scanner's flood never enters Python). A trunk is
+    never marked, even after it sent a REGISTER."""
+    for _ in range(2):
+        status = send(stack, "INVITE", f"sip:{CLIENT}@{stack.remote}", source_ip="127.0.0.7")
+        assert status.startswith("SIP/2.0 407 "), status
+    assert "127.0.0.7" in stack.proxy.rpc("htable.dump", "sources")
+    status = send(stack, "REGISTER", f"sip:{stack.remote}", source_ip=TRUNK_IP,
+                  from_uri=f"sip:{CLIENT}@{TRUNK_IP}", to_uri=f"sip:{CLIENT}@{TRUNK_IP}")
+    assert status.startswith("SIP/2.0 401 "), status
+    assert TRUNK_IP not in stack.proxy.rpc("htable.dump", "sources")
+    status = send(stack, "INVITE", f"sip:{CLIENT}@{stack.remote}", source_ip=TRUNK_IP,
+                  from_uri=f"sip:{CLIENT}@{TRUNK_IP}")
+    assert status == "SIP/2.0 404 Number Dialed Incorrectly"  # decided in Python, not challenged

@@ -55,3 +55,12 @@ def test_route_initial_gets_the_fields_the_adapter_parses_and_relays_on_its_answ
     relay = relay[:relay.index("\n}")]
     for name in adapter.IDENTITY_HEADERS:
         assert f'remove_hf("{name}");' in relay
+
+
+def test_kamailio_cfg_challenges_the_sources_python_marked():
+    table, value = adapter.SOURCES_TABLE, adapter.NOT_A_TRUNK
+    assert re.search(rf'modparam\("htable", "htable", "{table}=>[^"]*autoexpire=\d+;', CFG)
+    block = CFG[CFG.index(f"if ($sht({table}=>$si) == {value}"):]
+    block = block[:block.index("}")]
+    assert 'auth_challenge(REALM, "1")' in block and 'is_present_hf("Proxy-Authorization")' in block
+    assert CFG.index(block) < CFG.index('python_exec("route_initial"')
