@@ -103,7 +103,7 @@ class SippProcess:
 
     def __init__(self, scenario: Path, work: Path, ip: str, *, port: int = 0, rate: float = 0,
                  calls: int = 0, inf: Path | None = None, auth: str | None = None,
-                 timeout_s: float = 60):
+                 timeout_s: float = 60, proxy_port: int = PROXY_PORT):
         self.work = work
         self.stat = work / f"{scenario.stem}-{ip}-{port}-{time.monotonic_ns()}.stat.csv"
         args = [SIPP, "-sf", str(scenario), "-i", ip, "-nostdin", "-trace_stat", "-stf",
@@ -119,7 +119,7 @@ class SippProcess:
         if auth:
             args += ["-s", auth, "-au", auth, "-ap", "perf-" + auth.lstrip("+"),
                      "-key", "realm", Config().realm]
-        args.append(f"127.0.0.1:{PROXY_PORT}")
+        args.append(f"127.0.0.1:{proxy_port}")
         self.args, self.ip, self.port = args, ip, port
         self.process = subprocess.Popen(args, cwd=work, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -218,8 +218,9 @@ class Bench:
                                                            check["outbound"])
 
     def start_proxy(self, name: str) -> Kamailio:
-        config = replace(Config(), sip_port=PROXY_PORT, children=4, log_level=1,
-                         dsn=self.cluster.dsn, state_dir=str(self.work),
+        # Each configuration on its own port: all run at once, measured in turns.
+        config = replace(Config(), sip_port=PROXY_PORT + list(CONFIGS).index(name), children=4,
+                         log_level=1, dsn=self.cluster.dsn, state_dir=str(self.work),
                          wiring="kemi" if name == "python-kemi" else "native")
         defines = {"SQLCON": f'"pbx=>postgres://postgres@127.0.0.1:{self.cluster.port}/pbx"'} \
             if name == "native" else {}
@@ -249,6 +250,7 @@ class Bench:
         load: list[SippProcess] = []
         if inbound_calls:
             load.append(SippProcess(self.scenarios[("inbound_uac", key)], self.work, "127.0.0.2",
+                                    proxy_port=proxy.config.sip_port,
                                     port=5062, rate=rate * share, calls=inbound_calls,
                                     inf=self.work / "inbound.csv", timeout_s=seconds + 40))
         sims = self.sims[:: max(1, len(self.sims) // OUTBOUND_SIMS)][:OUTBOUND_SIMS]
@@ -256,7 +258,7 @@ class Bench:
             n = outbound_calls // len(sims) + (1 if i < outbound_calls % len(sims) else 0)
             if n:
                 load.append(SippProcess(self.scenarios[("outbound_uac", key)], self.work, "127.0.0.1",
-                                        port=5070 + i, rate=rate * (1 - share) / len(sims), calls=n,
+                                        proxy_port=proxy.config.sip_port, port=5070 + i, rate=rate * (1 - share) / len(sims), calls=n,
                                         inf=self.work / "outbound.csv", auth=sim,
                                         timeout_s=seconds + 40))
         for process in load:
@@ -287,30 +289,42 @@ class Bench:
         return run
 
     def run(self) -> list[Run]:
+        """Every configuration runs at once on its own port, idle but for its turn. The
+        fixed-rate profiles are measured in turns (profile by profile, configuration by
+        configuration), so that the ratios compare CPU measured minutes apart at most:
+        these shared cores drift by tens of per cent over the length of a run."""
         runs: list[Run] = []
         self.prepare()
-        for name in CONFIGS_RUN:
-            self.log(f"== {name}: {CONFIGS[name].relative_to(ROOT)}")
-            proxy = self.start_proxy(name)
-            try:
-                self.measure(name, proxy, "mixed", min(50, self.plan.rate), 1)  # warm caches
-                for profile in PROFILES:
+        proxies: dict[str, Kamailio] = {}
+        try:
+            for name in CONFIGS_RUN:
+                self.log(f"== {name}: {CONFIGS[name].relative_to(ROOT)}")
+                proxies[name] = self.start_proxy(name)
+                # Steady state is measured, for every configuration alike: one unmeasured
+                # pass of the mixed profile fills the caches first (ours per worker, the
+                # native reference's shared htable), as a running proxy has them.
+                self.measure(name, proxies[name], "mixed", self.plan.rate, self.plan.seconds)
+            for profile in PROFILES:
+                for name, proxy in proxies.items():
                     run = self.measure(name, proxy, profile, self.plan.rate, self.plan.seconds)
-                    self.log(f"   {profile:<8} {run.rate:>5} calls/s  cpu {run.cpu_ms_per_call:.3f} ms/call"
-                             f"  failed {run.failed}  retrans {run.retransmissions}"
-                             f"  median {run.median_ms} ms  p99 {run.p99_ms} ms")
+                    self.log(f"   {name:<12} {profile:<8} {run.rate:>5} calls/s  cpu "
+                             f"{run.cpu_ms_per_call:.3f} ms/call  failed {run.failed}  retrans "
+                             f"{run.retransmissions}  median {run.median_ms} ms  p99 {run.p99_ms} ms")
                     runs.append(run)
+            for name, proxy in proxies.items():
                 for rate in self.plan.ramp:
                     run = self.measure(name, proxy, "mixed", rate, self.plan.ramp_seconds)
                     run.profile = "ramp"
-                    self.log(f"   ramp     {rate:>5} calls/s  cpu {run.cpu_ms_per_call:.3f} ms/call"
-                             f"  failed {run.failed}  retrans {run.retransmissions}"
+                    self.log(f"   {name:<12} ramp     {rate:>5} calls/s  cpu "
+                             f"{run.cpu_ms_per_call:.3f} ms/call  failed {run.failed}  retrans "
+                             f"{run.retransmissions}"
                              + (f"  ({'; '.join(run.notes[:-1])})" if len(run.notes) > 1 else ""))
                     runs.append(run)
                     if not run.clean:
                         break
-            finally:
-                proxy.stop()
+        finally:
+            for proxy in proxies.values():
+                proxy.stop()  # never leave a proxy behind
         return runs
 
     def close(self) -> None:
