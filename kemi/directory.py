@@ -71,7 +71,7 @@ class Directory:
         changed = self.db.changed()
         if changed and changed <= TRUNK_TABLES:
             # Only trunk data: DID routes and the SIM snapshot do not hold any, and
-            # reloading 100,000 SIMs costs a worker half a second.
+            # reloading 100,000 SIMs costs a worker most of a second.
             self._expire(self._snapshots, "trunks")
         elif changed:
             self.generation += 1
@@ -144,7 +144,7 @@ class Directory:
         rows = self.db.query("did_route", number=number)
         return DidRoute(**{**rows[0], "hunt": tuple(rows[0]["hunt"])}) if rows else None
 
-    SNAPSHOT_TIMEOUT_MS = 5000  # 100,000 SIMs load in about 0.8 s (make bench)
+    SNAPSHOT_TIMEOUT_MS = 5000  # 100,000 SIMs load in about 0.7 s (make bench)
 
     def _fetch_sims(self, _key) -> dict[str, Sim]:
         # Tuples into Sim's fields by position (sql/queries/sims.sql selects them in
