@@ -15,6 +15,9 @@ from .model import DidRoute, Sim, Trunk
 SIM_FIELDS = tuple(f.name for f in dataclasses.fields(Sim))
 # Tables only the trunk snapshot reads (sql/queries/trunks.sql).
 TRUNK_TABLES = frozenset({"trunk"})
+# Tables the SIM snapshot does not read (sql/queries/sims.sql): a change to them alone
+# keeps it. A caller ID's owner trunk comes from did, through the caller-ID snapshot.
+NOT_SIM_TABLES = frozenset({"trunk", "did"})
 
 
 class _Entry:
@@ -50,8 +53,9 @@ class Directory:
         # in a worker). Bounded by emptying, as addresses come from the network.
         self._source_trunk: dict[str, Trunk | None] = {}
         # Small tables are whole snapshots, one query each: every SIM with its HA1 (so a
-        # known SIM keeps authenticating while the database is down), every trunk.
-        self._snapshots = LRUCache(maxsize=2)
+        # known SIM keeps authenticating while the database is down), the owner trunk of
+        # every caller ID, every trunk.
+        self._snapshots = LRUCache(maxsize=3)
         self.hits = self.misses = self.stale_serves = 0
         self.trunks_version = 0  # moves with each trunk snapshot loaded
         self._serving_stale = False
@@ -75,8 +79,12 @@ class Directory:
             self._expire(self._snapshots, "trunks")
         elif changed:
             self.generation += 1
+            sims = self._snapshots.get("sims")
+            if changed <= NOT_SIM_TABLES and sims is not None:
+                sims.generation = self.generation  # carried over: nothing it holds changed
         try:
-            self.sim("")
+            self._all_sims()
+            self._caller_id_owners()
             self._all_trunks()
         except DatabaseError:
             pass  # the lookups themselves will answer, from the old snapshot if any
@@ -92,7 +100,20 @@ class Directory:
             raise
 
     def sim(self, username: str) -> Sim | None:
-        return self._get(self._snapshots, "sims", self._fetch_sims).get(username)
+        sim = self._all_sims().get(username)
+        if sim is None:
+            return None
+        owner = self._caller_id_owners().get(sim.caller_id, sim.caller_id_trunk_id)
+        if owner != sim.caller_id_trunk_id:  # the DID moved to another trunk since the load
+            sim = dataclasses.replace(sim, caller_id_trunk_id=owner)
+        return sim
+
+    def _all_sims(self) -> dict[str, Sim]:
+        return self._get(self._snapshots, "sims", self._fetch_sims)
+
+    def _caller_id_owners(self) -> dict[str, int]:
+        return self._get(self._snapshots, "caller_id_owners",
+                         lambda _key: dict(self.db.query_tuples("caller_id_owners")[1]))
 
     def trunk_for_source(self, ip: str) -> Trunk | None:
         try:

@@ -56,3 +56,24 @@ def test_unknown_numbers_are_cached_as_unknown(stack):
 def test_did_route_lists_active_sims_in_hunting_order(directory):
     route = directory.did_route("+78613350101")  # Anapa: Anna, Denis, (Gleb inactive)
     assert route.hunt == ("+79181110007", "+79181110008")
+
+
+def test_a_caller_id_moved_to_another_trunk_is_followed_without_reloading_the_sims(stack, dba):
+    db = Database(stack.dsn, listen=True)
+    asked = []
+    original = db.query_tuples
+    db.query_tuples = lambda name, *a, **kw: asked.append(name) or original(name, *a, **kw)
+    directory = Directory(db, ttl=60, size=100)
+    directory.refresh_if_changed()  # a first connection: everything loaded
+    assert trunk_name(directory, directory.sim(IVAN).caller_id_trunk_id) == "kuban-telecom"
+    dba("UPDATE did SET trunk_id = (SELECT id FROM trunk WHERE name = 'south-link') "
+        "WHERE number = '+78622550101'",
+        "UPDATE did SET trunk_id = (SELECT id FROM trunk WHERE name = 'kuban-telecom') "
+        "WHERE number = '+78622550101'")
+    import time
+    deadline = time.monotonic() + 2
+    while trunk_name(directory, directory.sim(IVAN).caller_id_trunk_id) != "south-link":
+        assert time.monotonic() < deadline, "the new owner was not seen within 2 s"
+        time.sleep(Directory.CHECK_EVERY_S)
+        directory.refresh_if_changed()
+    assert asked.count("sims") == 1  # the SIM snapshot was kept

@@ -201,8 +201,7 @@ def test_trunk_sources_follow_the_trunk_snapshot_and_stay_bounded(env):
 def test_a_trunk_change_reloads_trunks_only(env):
     db, now, _, d = env
     d.did_route("+78622550101")
-    d.sim("+79181110003")
-    d.trunks()
+    d.refresh_if_changed()  # every snapshot loaded
     asked = []
     original = db.query
     db.query = lambda name, timeout_ms=None, **p: asked.append(name) or original(name, **p)
@@ -216,4 +215,35 @@ def test_a_trunk_change_reloads_trunks_only(env):
     now[0] += Directory.CHECK_EVERY_S
     d.refresh_if_changed()
     d.did_route("+78622550101")
-    assert asked[1:] == ["sims", "trunks", "did_route"]
+    assert asked[1:] == ["caller_id_owners", "trunks", "did_route"]  # the SIMs kept
+    db.notified = {"manager"}
+    now[0] += Directory.CHECK_EVERY_S
+    d.refresh_if_changed()
+    assert asked[4:] == ["sims", "caller_id_owners", "trunks"]
+
+
+def test_a_did_change_keeps_the_sim_snapshot_and_follows_the_caller_id_owner(env):
+    db, now, _, d = env
+    owners = {"+78622550101": 1}
+    sims = {"+79181110003": {"username": "+79181110003", "ha1": "0" * 32, "sim_active": True,
+                             "manager_active": True, "manager_id": 1, "company_id": 1,
+                             "district_name": "Sochi", "caller_id": "+78622550101",
+                             "caller_id_trunk_id": 1, "allow_international": False,
+                             "allow_premium_rate": False, "allow_kazakhstan": False}}
+    asked = []
+
+    def query(name, timeout_ms=None, **p):
+        asked.append(name)
+        if name == "sims":
+            return [dict(r) for r in sims.values()]
+        if name == "caller_id_owners":
+            return [{"number": n, "trunk_id": t} for n, t in owners.items()]
+        return []
+    db.query = query
+    assert d.sim("+79181110003").caller_id_trunk_id == 1
+    owners["+78622550101"] = 2  # UPDATE did SET trunk_id = 2 (the SIM rows are untouched)
+    db.notified = {"did"}
+    now[0] += Directory.CHECK_EVERY_S
+    d.refresh_if_changed()
+    assert d.sim("+79181110003").caller_id_trunk_id == 2
+    assert asked.count("sims") == 1 and asked.count("caller_id_owners") == 2
