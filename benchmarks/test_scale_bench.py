@@ -88,6 +88,18 @@ def test_sim_snapshot_of_100k_sims(benchmark, big):
     tracemalloc.stop()
 
 
+def test_caller_id_owner_snapshot_reloaded_after_a_did_change(benchmark, big):
+    """What a change to the did table costs each worker instead of the SIM snapshot."""
+    directory = Directory(Database(big), ttl=300, size=10000)
+
+    def reload():
+        directory.generation += 1  # as a notified did change does
+        return directory._caller_id_owners()
+    owners = benchmark.pedantic(reload, rounds=3)
+    assert len(owners) >= DISTRICTS  # every district's number at least
+    print(f"\ncaller-ID owners: {len(owners)} numbers")
+
+
 def test_memory_of_a_full_did_cache(benchmark, big):
     directory = Directory(Database(big, timeout_ms=2000), ttl=300, size=10000)
 
