@@ -21,6 +21,10 @@ from .phone import uri_user
 # Shared with kamailio.cfg (tests/test_wiring.py checks both sides).
 FAILURE_ROUTE_HUNT = "HUNT"
 FAILURE_ROUTE_EGRESS = "EGRESS"
+FAILURE_ROUTE_INDIALOG_AUTH = "INDIALOG_AUTH"  # armed by kamailio.cfg (WITHINDLG)
+# The trunk of an outbound call whose carrier may challenge in-dialog requests too (set
+# only for trunks with credentials; kamailio.cfg arms INDIALOG_AUTH when it is set).
+DIALOG_TRUNK_VAR = "$dlg_var(trunk)"
 HUNT_AVP = "$avp(hunt)"  # SIMs still to ring, comma-separated
 EGRESS_AVP = "$avp(egress)"  # trunk attempts still to make, JSON
 EGRESS_AUTH_AVP = "$avp(egress_auth)"  # the trunk already answered with credentials
@@ -146,12 +150,29 @@ class Router:
                 if self._verbose:
                     ksr.info(f"trunk {attempts[0].trunk} failed with {status}, trying "
                              f"{attempts[1].trunk}\n")
-                self._egress(attempts[1:])
+                self._egress(attempts[1:], failover=True)
                 if ksr.tm.t_relay() < 0:
                     ksr.tm.t_reply(500, "Server Internal Error")
             # otherwise tm relays the best reply to the SIM
         except Exception as exc:
             self._crash("egress_next", exc, stateful=True)
+        return 1
+
+    def indialog_auth(self, msg, *_args) -> int:
+        """Failure route of an in-dialog request toward a carrier: answer its challenge
+        once with the trunk's credentials (a second challenge goes back to the SIM)."""
+        try:
+            ksr = self.ksr
+            status = ksr.pv.get("$T_reply_code") or 0
+            name = ksr.pv.get(DIALOG_TRUNK_VAR)
+            trunk = next((t for t in self.directory.trunks() if t.name == name), None)
+            if status in (401, 407) and trunk is not None and trunk.auth_username:
+                ksr.pv.sets(UAC_USER_AVP, trunk.auth_username)
+                ksr.pv.sets(UAC_PASSWORD_AVP, trunk.auth_password or "")
+                if ksr.uac.uac_auth() > 0:
+                    ksr.tm.t_relay()
+        except Exception as exc:
+            self._crash("indialog_auth", exc, stateful=True)
         return 1
 
     def refused_here(self, msg, what: str = "", *_args) -> int:
@@ -283,12 +304,16 @@ class Router:
         self._egress(out.attempts)
         return RELAY
 
-    def _egress(self, attempts: tuple[Attempt, ...]) -> None:
+    def _egress(self, attempts: tuple[Attempt, ...], failover: bool = False) -> None:
         """Aim the request at the first trunk; the rest are tried from failure_route EGRESS."""
         ksr = self.ksr
         ksr.pv.sets(EGRESS_AVP, json.dumps([a.__dict__ for a in attempts]))
         ksr.seturi(attempts[0].ruri)
         ksr.tm.t_on_failure(FAILURE_ROUTE_EGRESS)
+        # Its carrier may challenge the BYE as well. After a failover the name is always
+        # replaced: another carrier must never get this trunk's credentials.
+        if attempts[0].auth_username or failover:
+            ksr.pv.sets(DIALOG_TRUNK_VAR, attempts[0].trunk)
 
     def _aim_at_first_registered(self, targets: tuple[str, ...]) -> int | None:
         """Aim the request at the first target with a registered contact and remember the

@@ -5,7 +5,8 @@ kamailio.cfg does the mechanics natively and calls Python once per initial reque
 
 from __future__ import annotations
 
-from .adapter import IDENTITY_HEADERS, NULL, RELAY, REQUEST_FIELDS, Router
+from .adapter import (DIALOG_TRUNK_VAR, FAILURE_ROUTE_INDIALOG_AUTH, IDENTITY_HEADERS, NULL,
+                      RELAY, REQUEST_FIELDS, Router)
 
 MAX_FORWARDS = 10
 
@@ -70,6 +71,8 @@ class KemiRouter(Router):
                 return self.refused_here(None, "481 not a known dialog")
             ksr.textops.subst_hf("From", "/^[^<]*</</", "f")
             ksr.textops.subst_hf("To", "/^[^<]*</</", "f")
+            if ksr.pv.get(DIALOG_TRUNK_VAR) is not None and ksr.rr.is_direction("downstream") > 0:
+                ksr.tm.t_on_failure(FAILURE_ROUTE_INDIALOG_AUTH)
             ksr.tm.t_relay()
             return 1
         if method == "ACK":
@@ -85,3 +88,6 @@ class KemiRouter(Router):
 
     def EGRESS(self, msg) -> int:  # noqa: N802
         return 1 if self.ksr.tm.t_is_canceled() > 0 else self.egress_next(msg)
+
+    def INDIALOG_AUTH(self, msg) -> int:  # noqa: N802
+        return 1 if self.ksr.tm.t_is_canceled() > 0 else self.indialog_auth(msg)

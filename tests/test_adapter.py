@@ -255,3 +255,36 @@ def test_ksr_crossings_per_initial_request_stay_few():
     assert ksr_calls(request(), registered={IVAN, BORIS}) == 8  # inbound DID, hunting
     assert ksr_calls({**sim_request(), "$au": None}) == 3  # a SIM's first INVITE: challenged
     assert ksr_calls(sim_request()) == 9  # outbound, authenticated
+
+
+from kemi.adapter import DIALOG_TRUNK_VAR  # noqa: E402
+
+
+def test_a_trunk_with_credentials_is_remembered_for_in_dialog_challenges():
+    from .fakes import sim
+    pavel = "+79181110002"  # his caller ID is south-link's, a trunk with credentials
+    data = demo_data()
+    data.sims[pavel] = sim(pavel, caller_id="+78612100103", caller_id_trunk_id=2)
+    ksr = FakeKSR(sim_request(**{"$au": pavel, "$fU": pavel}))
+    router(ksr, data).route_initial(None, fields(ksr))
+    assert ksr.pv.values[DIALOG_TRUNK_VAR] == "south-link"
+    ksr = FakeKSR(sim_request())  # Ivan: kuban-telecom, no credentials: nothing to remember
+    router(ksr).route_initial(None, fields(ksr))
+    assert DIALOG_TRUNK_VAR not in ksr.pv.values
+
+
+def test_failover_replaces_the_remembered_trunk():
+    ksr = egress_failure(503)  # kuban-telecom failed, now south-link
+    assert ksr.pv.values[DIALOG_TRUNK_VAR] == "south-link"
+
+
+def test_an_in_dialog_challenge_is_answered_once_with_the_trunk_credentials():
+    ksr = FakeKSR({DIALOG_TRUNK_VAR: "south-link", "$T_reply_code": 407})
+    router(ksr).indialog_auth(None)
+    assert ("$avp(auser)", "kuban-realty") in ksr.called("pv.sets")
+    assert ksr.called("uac.uac_auth") == [()] and ksr.called("tm.t_relay") == [()]
+    for values in ({DIALOG_TRUNK_VAR: "south-link", "$T_reply_code": 486},  # the client's answer
+                   {DIALOG_TRUNK_VAR: "kuban-telecom", "$T_reply_code": 407}):  # no credentials
+        ksr = FakeKSR(values)
+        router(ksr).indialog_auth(None)
+        assert ksr.called("uac.uac_auth") == [] and ksr.called("tm.t_relay") == []

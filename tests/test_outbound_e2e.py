@@ -82,6 +82,14 @@ def test_carrier_challenge_is_answered_with_the_trunk_credentials(stack, sipp):
     far.succeeded()
 
 
+def test_a_carrier_challenging_the_bye_gets_the_trunk_credentials(stack, sipp):
+    far = carrier(sipp, NATIONAL_TRUNK_IP, flow="outbound_carrier_auth_bye",
+                  checks=(Check("Proxy-Authorization", 'username="kuban-realty"'),
+                          Check("Proxy-Authorization", 'realm="south\\.example"')))
+    sim_calls(sipp, stack, PAVEL, "89891234567").run()  # the SIM's BYE gets 200
+    far.succeeded()
+
+
 def test_after_a_carrier_challenge_the_dialog_keeps_its_cseq_in_order(stack, sipp):
     """Our answer to the carrier's 407 adds a request to the dialog: the SIM's ACK,
     re-INVITE and BYE must reach the carrier with CSeq moved up by one (the carrier's
