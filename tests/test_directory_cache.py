@@ -7,6 +7,11 @@ import pytest
 from kemi.db import EVERYTHING, DatabaseError, DatabaseUnavailable
 from kemi.directory import SIM_FIELDS, Directory
 
+# sql/queries/sims.sql's row for Ivan, a Sochi manager showing the district number.
+IVAN = {"username": "+79181110003", "ha1": "0" * 32, "sim_active": True, "manager_active": True,
+        "manager_id": 1, "company_id": 1, "district_name": "Sochi", "caller_id": "+78622550101",
+        "caller_id_trunk_id": 1, "allow_international": False, "allow_premium_rate": False,
+        "allow_kazakhstan": False}
 SOCHI = {"number": "+78622550101", "company_id": 1, "district_id": 2, "district_name": "Sochi",
          "district_active": True, "hunt": ["+79181110003"]}
 
@@ -105,11 +110,7 @@ def test_stale_entries_keep_routing_while_the_database_is_down(env):
 
 def test_small_tables_are_one_snapshot_reloaded_on_change(env):
     db, now, _, d = env
-    sims = {"+79181110003": {"username": "+79181110003", "ha1": "0" * 32, "sim_active": True,
-                             "manager_active": True, "manager_id": 1, "company_id": 1,
-                             "district_name": "Sochi", "caller_id": "+78622550101",
-                             "caller_id_trunk_id": 1, "allow_international": False,
-                             "allow_premium_rate": False, "allow_kazakhstan": False}}
+    sims = {IVAN["username"]: dict(IVAN)}
     loads = []
     original = db.query
     db.query = lambda name, timeout_ms=None, **p: (
@@ -225,11 +226,7 @@ def test_a_trunk_change_reloads_trunks_only(env):
 def test_a_did_change_keeps_the_sim_snapshot_and_follows_the_caller_id_owner(env):
     db, now, _, d = env
     owners = {"+78622550101": 1}
-    sims = {"+79181110003": {"username": "+79181110003", "ha1": "0" * 32, "sim_active": True,
-                             "manager_active": True, "manager_id": 1, "company_id": 1,
-                             "district_name": "Sochi", "caller_id": "+78622550101",
-                             "caller_id_trunk_id": 1, "allow_international": False,
-                             "allow_premium_rate": False, "allow_kazakhstan": False}}
+    sims = {IVAN["username"]: dict(IVAN)}
     asked = []
 
     def query(name, timeout_ms=None, **p):
