@@ -12,10 +12,12 @@ import time
 
 from .config import Config
 from .db import DatabaseError
-from .decision import (AUTHENTICATE_TO_TRUNK, NOBODY_REACHABLE, TRY_NEXT_TRUNK, Attempt,
+from .decision import (AUTHENTICATE_TO_TRUNK, NOBODY_REACHABLE, TRY_NEXT_TRUNK,
+                       UNKNOWN_CREDENTIALS, Attempt,
                        Authenticate, Call, CallOut, Register, Reply, Ring, after_trunk_failure,
                        auth_verdict, check_sim, decide)
 from .directory import Directory
+from .model import Sim
 from .phone import uri_user
 
 # Shared with kamailio.cfg (tests/test_wiring.py checks both sides).
@@ -31,10 +33,13 @@ EGRESS_AUTH_AVP = "$avp(egress_auth)"  # the trunk already answered with credent
 # uac_auth reads the carrier's credentials from these (kamailio.cfg modparams).
 UAC_USER_AVP, UAC_PASSWORD_AVP = "$avp(auser)", "$avp(apass)"
 LOCATION_TABLE = "location"
-REFUSALS_TABLE = "refusals"
-# Sources found not to be a trunk: kamailio.cfg challenges their requests that come
-# without credentials itself (htable, autoexpire 10 s), emptied when the trunks change.
-SOURCES_TABLE, NOT_A_TRUNK = "sources", 1
+REFUSALS_TABLE, PENDING_TABLE = "refusals", "pending"  # kamailio.cfg route LOG_REFUSAL
+# Who authenticated as which SIM from where (kamailio.cfg route UNTRUSTED answers a locked
+# username only from these sources).
+AUTH_OK_TABLE = "authok"
+# The carriers' source networks, for kamailio.cfg's own trust decisions (ban exemption,
+# challenge without Python, branches to SIMs): published by watch_changes.
+TRUNK_NETWORKS_VAR, TRUNKS_LOADED_VAR = "$shv(trunk_nets)", "$shv(trunks_loaded)"
 DATABASE_DOWN = Reply(503, "Service Unavailable")
 STATS_TABLE, DB_GATE_TABLE = "stats", "dbwait"  # kamailio.cfg htables
 STATS_EVERY_S = 1.0
@@ -45,11 +50,15 @@ STATS_EVERY_S = 1.0
 # From user could hold a space (the request line is space-delimited), so it comes last.
 REQUEST_FIELDS = "$rm $si $rU $fd $fU"
 NULL = "<null>"
-# What route_initial answers kamailio.cfg: DONE (replied, or nothing more to do), or
-# RELAY: the request is ready, kamailio.cfg starts the dialog (dlg_manage, record_route,
-# identity headers removed) and relays it natively (route RELAY_INITIAL): each KSR call
-# made from Python instead costs a crossing. Never 0, which would end kamailio.cfg's route.
-DONE, RELAY = 1, 2
+# What route_initial answers kamailio.cfg: DONE (replied, or nothing more to do); RELAY /
+# RELAY_TO_SIM: the request is ready, kamailio.cfg starts the dialog (dlg_manage,
+# record_route, identity headers removed) and relays it natively (route RELAY_INITIAL;
+# toward SIMs every branch is checked not to aim at a carrier): each KSR call made from
+# Python instead costs a crossing; AUTH_FAILED: refused credentials (an unknown SIM, a wrong
+# password, an auth user that is not the From user), counted toward a ban and answered
+# 403 Forbidden by kamailio.cfg (route AUTH_FAILED). Never 0, which would end
+# kamailio.cfg's route.
+DONE, RELAY, RELAY_TO_SIM, AUTH_FAILED = 1, 2, 3, 4
 # Identity headers a caller may not choose for itself (RFC 3325 trust domain), removed
 # by kamailio.cfg; Python appends the PAI it vouches for.
 IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID")
@@ -89,7 +98,6 @@ class Router:
         self.directory = directory
         self._clock = clock
         self._stats_due = 0.0
-        self._trunks_seen = -1  # the trunk snapshot SOURCES_TABLE was filled from
         # Routing lines are formatted only when the log level shows them (2 = info).
         self._verbose = config.log_level >= 2
 
@@ -103,17 +111,14 @@ class Router:
         REQUEST_FIELDS as kamailio.cfg printed them."""
         try:
             self.directory.refresh_if_changed()
-            if self.directory.trunks_version != self._trunks_seen:
-                self._trunks_seen = self.directory.trunks_version
-                self.ksr.htable.sht_reset(SOURCES_TABLE)  # a source may have become a trunk
             if self._clock() >= self._stats_due:
                 self._publish_stats()
             call, host = self._read_call(fields)
             decision = decide(call, self.directory, self.config.region)
             if isinstance(decision, Authenticate):
                 sim = self._authenticate(call)
-                if sim is None:
-                    return DONE
+                if not isinstance(sim, Sim):
+                    return sim
                 call = Call(**{**call.__dict__, "sim": sim,
                                  "privacy": self.ksr.pv.get("$hdr(Privacy)")})
                 decision = decide(call, self.directory, self.config.region)
@@ -185,6 +190,19 @@ class Router:
             self._crash("refused_here", exc, reply=False)
         return 1
 
+    def watch_changes(self, msg=None, *_args) -> int:
+        """rtimer, every 100 ms in a process of its own: publish the trunk networks to
+        kamailio.cfg as soon as a trunk change is committed, with no request needed."""
+        try:
+            networks = self.directory.trunk_networks_if_changed()
+            if networks is not None:
+                self.ksr.pv.sets(TRUNK_NETWORKS_VAR, ",".join(networks))
+                self.ksr.pv.seti(TRUNKS_LOADED_VAR, 1)
+                self.ksr.info(f"trunk networks: {','.join(networks) or '(none)'}\n")
+        except Exception as exc:
+            self._crash("watch_changes", exc, reply=False)
+        return 1
+
     def hunt_next(self, msg, *_args) -> int:
         """Failure route: the SIM did not answer; ring the next one or give up."""
         try:
@@ -229,28 +247,33 @@ class Router:
     # -- authentication --------------------------------------------------------------
 
     def _authenticate(self, call: Call):
+        """The authenticated Sim, or what route_initial answers when there is none. The
+        digest is checked before anything about the SIM is said, so that an inactive SIM
+        and a wrong password look alike to a guesser. Refused credentials are answered by
+        kamailio.cfg (route AUTH_FAILED: 403 Forbidden, once it counted the failure toward
+        a ban, so that no next guess can overtake the ban)."""
         ksr = self.ksr
         user = ksr.pv.get("$au")
         if not user:
             ksr.auth.auth_challenge(self.config.realm, 1)
-            if self.directory.trunk_for_source(call.source_ip) is None:  # not a trunk's REGISTER
-                ksr.htable.sht_seti(SOURCES_TABLE, call.source_ip, NOT_A_TRUNK)
-            return None
+            return DONE
         sim = self.directory.sim(user)
+        if sim is None:
+            return AUTH_FAILED
+        # HA1 from the routing data (flags 1); checks 1: auth user must be the From/To user.
+        verdict = auth_verdict(ksr.auth.pv_auth_check(self.config.realm, sim.ha1, 1, 1))
+        if isinstance(verdict, Authenticate):
+            ksr.auth.auth_challenge(self.config.realm, 1)
+            return DONE
+        if verdict is not None:
+            return AUTH_FAILED
+        ksr.auth.consume_credentials()
+        ksr.htable.sht_seti(AUTH_OK_TABLE, f"{call.source_ip}::{user}", 1)
         refusal = check_sim(sim)
         if refusal is not None:
             self._refuse(call, refusal, claimed=user)
-            return None
-        # HA1 from the routing data (flags 1); checks 1: auth user must be the From/To user.
-        verdict = auth_verdict(ksr.auth.pv_auth_check(self.config.realm, sim.ha1, 1, 1))
-        if verdict is None:
-            ksr.auth.consume_credentials()
-            return sim
-        if isinstance(verdict, Authenticate):
-            ksr.auth.auth_challenge(self.config.realm, 1)
-        else:
-            self._refuse(call, verdict, claimed=user)
-        return None
+            return DONE
+        return sim
 
     # -- applying ----------------------------------------------------------------------
 
@@ -289,7 +312,7 @@ class Router:
             ksr.uac.uac_replace_from(_quoted(ring.display), f"sip:{ring.caller}@{host}")
         if ring.pai:
             ksr.hdr.append(f"P-Asserted-Identity: <sip:{ring.pai}@{host}>\r\n")
-        return RELAY
+        return RELAY_TO_SIM
 
     def _call_out(self, out: CallOut) -> int:
         ksr = self.ksr
@@ -341,9 +364,15 @@ class Router:
     def _log_refusal(self, source, method, claimed, called, code: int, reason: str) -> None:
         # One line per source per second across all workers (shared htable, kamailio.cfg):
         # a scanner cannot flood the log; the format is fail2ban-friendly.
-        if self.ksr.htable.sht_inc(REFUSALS_TABLE, f"{source}::{int(self._clock())}") == 1:
-            self.ksr.notice(f"refused source={source} method={method} from={claimed} "
-                            f"to={called} code={code} reason=\"{reason}\"\n")
+        htable = self.ksr.htable
+        if htable.sht_inc(REFUSALS_TABLE, f"{source}::{int(self._clock())}") != 1:
+            htable.sht_inc(PENDING_TABLE, source)
+            return
+        suppressed = htable.sht_get(PENDING_TABLE, source) or 0
+        htable.sht_seti(PENDING_TABLE, source, 0)
+        self.ksr.notice(f"refused source={source} method={method} from={_short(claimed)} "
+                        f"to={_short(called)} code={code} reason=\"{reason}\" "
+                        f"suppressed={suppressed}\n")
 
     def _crash(self, where: str, exc: Exception, stateful: bool = False, reply: bool = True) -> None:
         ksr = self.ksr
@@ -368,6 +397,10 @@ def _split_fields(fields: str) -> list[str | None]:
     values = fields.split(" ", 4)
     values += [NULL] * (5 - len(values))
     return [None if v == NULL or not v else v for v in values]
+
+
+def _short(value) -> str:
+    return str(value)[:64]
 
 
 def _quoted(display: str) -> str:

@@ -36,6 +36,14 @@ class Config:
     # skipped for the next manager (tm fr_timer / fr_inv_timer per branch).
     no_answer_ms: int = 3000
     ring_ms: int = 20000
+    # Abuse limits, applied by kamailio.cfg itself to sources that are not trunks: more than
+    # flood_reqs requests in 2 s (pike; 0 turns it off), or auth_failures wrong digests in a
+    # row, ban the source for ban_s seconds; user_failures wrong digests for one SIM, from
+    # any sources, lock it for ban_s against sources it never authenticated from.
+    flood_reqs: int = 200
+    ban_s: int = 300
+    auth_failures: int = 5
+    user_failures: int = 20
     # Numbers without a country code are read in this region (phonenumbers).
     region: str = "RU"
     # How Kamailio enters Python: "native" (kamailio.cfg does SIP mechanics, Python decides
@@ -74,7 +82,9 @@ class Config:
         for key, low, high in (("sip_port", 1, 65535), ("pg_port", 1, 65535),
                                ("children", 1, 64), ("cache_size", 1, 10**8),
                                ("no_answer_ms", 100, 600000), ("ring_ms", 100, 3600000),
-                               ("db_timeout_ms", 10, 60000), ("db_max_waiting", 1, 64)):
+                               ("db_timeout_ms", 10, 60000), ("db_max_waiting", 1, 64),
+                               ("flood_reqs", 0, 10**6), ("ban_s", 1, 86400),
+                               ("auth_failures", 1, 1000), ("user_failures", 1, 10**5)):
             value = getattr(self, key)
             if not low <= value <= high:
                 raise ConfigError(f"PBX_{key.upper()}={value!r}: must be within {low}..{high}")

@@ -252,13 +252,19 @@ def run_script(dsn: str, path: Path, settings: dict[str, str] | None = None) -> 
 ADMIN_QUERIES = {p.stem: p.read_text() for p in sorted((SQL_DIR / "admin").glob("*.sql"))}
 
 
-class ConstraintViolation(DatabaseError):
-    """PostgreSQL refused a change; `constraint` names the rule, `detail` the row or key."""
+FOREIGN_KEY_VIOLATION = "23503"  # SQLSTATE: a row still referenced, or a reference to none
 
-    def __init__(self, message: str, constraint: str | None, detail: str | None):
+
+class ConstraintViolation(DatabaseError):
+    """PostgreSQL refused a change; `constraint` names the rule, `detail` the row or key,
+    `pgcode` the SQLSTATE."""
+
+    def __init__(self, message: str, constraint: str | None, detail: str | None,
+                 pgcode: str | None = None):
         super().__init__(message)
         self.constraint = constraint
         self.detail = detail
+        self.pgcode = pgcode
 
 
 class Session:
@@ -350,4 +356,4 @@ def _violation(exc: psycopg2.Error) -> DatabaseError:
         return DatabaseUnavailable(_first_line(exc))
     diag = getattr(exc, "diag", None)
     return ConstraintViolation(_first_line(exc), getattr(diag, "constraint_name", None),
-                               getattr(diag, "message_detail", None))
+                               getattr(diag, "message_detail", None), exc.pgcode)

@@ -4,6 +4,7 @@ The routing policy (README "Who may call what" is the same table; each cell has 
 
 source            | called number                     | decision
 ------------------|-----------------------------------|-------------------------------------------
+trusted trunk     | REGISTER                          | 403 Carriers Do Not Register
 trusted trunk     | a DID                             | ring the district's managers in order
 trusted trunk     | a corporate SIM's number          | ring that SIM
 trusted trunk     | anything else                     | 404 Number Dialed Incorrectly
@@ -91,6 +92,9 @@ NUMBER_DIALED_INCORRECTLY = Reply(404, "Number Dialed Incorrectly")
 NOBODY_REACHABLE = Reply(480, "Temporarily Unavailable")
 METHOD_NOT_ALLOWED = Reply(405, "Method Not Allowed")
 NO_ROUTE_OUT = Reply(503, "No Trunk Available")
+UNKNOWN_CREDENTIALS = Reply(403, "Forbidden")  # the same answer as a wrong password
+# Registrations bind a SIM to where it sends from; a carrier's address is never one.
+REGISTRATION_FROM_TRUNK = Reply(403, "Carriers Do Not Register")
 AUTHENTICATE = Authenticate()
 REGISTER = Register()
 
@@ -106,9 +110,11 @@ PRIVACY_TOKENS = frozenset({"id", "user", "header"})
 
 def decide(call: Call, data: RoutingData, region: str = "RU"):
     """Reply | Authenticate | Register | Ring | CallOut for an initial request."""
-    if call.method == "REGISTER":
-        return REGISTER if call.sim else AUTHENTICATE
     trunk = data.trunk_for_source(call.source_ip)
+    if call.method == "REGISTER":
+        if trunk is not None:
+            return REGISTRATION_FROM_TRUNK
+        return REGISTER if call.sim else AUTHENTICATE
     if trunk is not None:
         return _from_trunk(call, trunk, data, region)
     if call.sim is None:
@@ -244,9 +250,9 @@ def after_trunk_failure(status: int, attempts: tuple[Attempt, ...], authenticate
 # -- authentication outcomes -----------------------------------------------------------
 
 def check_sim(sim: Sim | None) -> Reply | None:
-    """The refusal for credentials naming a SIM that may not authenticate, if any."""
+    """The refusal for a SIM whose digest verified but that may not call, if any."""
     if sim is None:
-        return Reply(403, "Forbidden")
+        return UNKNOWN_CREDENTIALS
     if not sim.sim_active:
         return Reply(403, "SIM Inactive")
     if not sim.manager_active:

@@ -9,7 +9,7 @@ from typing import Callable
 
 from cachetools import LRUCache
 
-from .db import Database, DatabaseError
+from .db import EVERYTHING, Database, DatabaseError
 from .model import DidRoute, Sim, Trunk
 
 SIM_FIELDS = tuple(f.name for f in dataclasses.fields(Sim))
@@ -57,7 +57,7 @@ class Directory:
         # every caller ID, every trunk.
         self._snapshots = LRUCache(maxsize=3)
         self.hits = self.misses = self.stale_serves = 0
-        self.trunks_version = 0  # moves with each trunk snapshot loaded
+        self._networks_published = False  # trunk_networks_if_changed
         self._serving_stale = False
         self._next_check = 0.0
 
@@ -88,6 +88,22 @@ class Directory:
             self._all_trunks()
         except DatabaseError:
             pass  # the lookups themselves will answer, from the old snapshot if any
+
+    def trunk_networks_if_changed(self) -> list[str] | None:
+        """The carriers' source networks when they may have changed since the last call
+        (a notified trunk change, a new connection, the first call), else None. For the
+        change watcher (kamailio.cfg rtimer): it reads the trunk snapshot only."""
+        changed = self.db.changed()
+        if self._networks_published and not changed & (TRUNK_TABLES | EVERYTHING):
+            return None
+        self._expire(self._snapshots, "trunks")
+        try:
+            trunks = self._all_trunks()
+        except DatabaseError:
+            self._networks_published = False  # try again on the next tick
+            return None
+        self._networks_published = True
+        return sorted({str(net) for _, networks in trunks for net in networks})
 
     def did_route(self, number: str, unknown_if_unavailable: bool = False) -> DidRoute | None:
         """The DID's route; with unknown_if_unavailable, None when the database cannot
@@ -181,7 +197,6 @@ class Directory:
              tuple(ipaddress.ip_network(s, strict=False) for s in row["sources"]))
             for row in self.db.query("trunks"))
         self._source_trunk = {}  # derived from the new snapshot from now on
-        self.trunks_version += 1
         return trunks
 
 

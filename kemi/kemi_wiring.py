@@ -1,14 +1,18 @@
 """The full-KEMI wiring (kamailio.cfg with -A FULL_KEMI: cfgengine "python"): every request
 enters Python, SIP mechanics included. Kept to measure it against the default wiring, where
 kamailio.cfg does the mechanics natively and calls Python once per initial request
-(make bench-sip compares both; README, Wire speed)."""
+(make bench-sip compares both; README, Wire speed). Each method mirrors the kamailio.cfg
+route of the same name, abuse limits included, so that both are measured doing the same."""
 
 from __future__ import annotations
 
-from .adapter import (DIALOG_TRUNK_VAR, FAILURE_ROUTE_INDIALOG_AUTH, IDENTITY_HEADERS, NULL,
-                      RELAY, REQUEST_FIELDS, Router)
+from .adapter import (AUTH_FAILED, DIALOG_TRUNK_VAR, FAILURE_ROUTE_INDIALOG_AUTH,
+                      IDENTITY_HEADERS, NULL, RELAY, RELAY_TO_SIM, REQUEST_FIELDS,
+                      TRUNK_NETWORKS_VAR, TRUNKS_LOADED_VAR, Router)
 
 MAX_FORWARDS = 10
+SANITY_CHECKS, SANITY_URIS = 17895, 7
+EXIT = -255  # KEMI: stop processing the message
 
 
 class KemiRouter(Router):
@@ -23,12 +27,17 @@ class KemiRouter(Router):
 
     def _request(self, msg) -> int:
         ksr = self.ksr
-        if ksr.maxfwd.process_maxfwd(MAX_FORWARDS) < 0:
-            ksr.sl.send_reply(483, "Too Many Hops")
-            return 1
-        if ksr.sanity.sanity_check(17895, 7) < 0:
-            return self.refused_here(msg, "400 malformed request")
-        method = ksr.pv.get("$rm")
+        get = ksr.pv.get
+        if get("$sht(ipban=>$si)") is not None:
+            return EXIT
+        nets = get(TRUNK_NETWORKS_VAR)
+        trunk = bool(nets) and ksr.ipops.is_in_subnet(get("$si"), nets) > 0
+        if not trunk and self.config.flood_reqs and ksr.pike.pike_check_req() < 0:
+            self._ban("flood")
+            return EXIT
+        if self._reqinit() == EXIT:
+            return EXIT
+        method = get("$rm")
         if method == "CANCEL":
             if ksr.tm.t_check_trans() > 0:
                 ksr.tm.t_relay()
@@ -42,17 +51,84 @@ class KemiRouter(Router):
         if ksr.tm.t_check_trans() == 0:  # a retransmission, absorbed
             return 1
         ksr.hdr.remove("Route")
-        if method == "OPTIONS" and ksr.pv.get("$rU") is None:
+        if method == "OPTIONS" and get("$rU") is None:
             ksr.sl.send_reply(200, "OK")
             return 1
-        get = ksr.pv.get
+        if not trunk and get(TRUNKS_LOADED_VAR) == 1 and self._untrusted() == EXIT:
+            return EXIT
+        if method == "REGISTER":
+            ksr.nathelper.fix_nated_register()
         fields = " ".join(NULL if value is None else str(value)
                           for value in (get(name) for name in REQUEST_FIELDS.split()))
-        if self.route_initial(msg, fields) == RELAY:
-            self._relay_initial()
+        answer = self.route_initial(msg, fields)
+        if answer == RELAY_TO_SIM:
+            ksr.tm.t_on_branch("ksr_branch_to_sim")
+        if answer in (RELAY, RELAY_TO_SIM):
+            self._relay_initial(to_sim=answer == RELAY_TO_SIM)
+        elif answer == AUTH_FAILED:
+            if not trunk:
+                self._auth_failed()
+            self._refuse_here(403, "Forbidden")
         return 1
 
-    def _relay_initial(self) -> None:
+    def _reqinit(self) -> int | None:
+        ksr = self.ksr
+        if ksr.maxfwd.process_maxfwd(MAX_FORWARDS) < 0:
+            ksr.sl.send_reply(483, "Too Many Hops")
+            return EXIT
+        if ksr.sanity.sanity_check(SANITY_CHECKS, SANITY_URIS) < 0:
+            self.refused_here(None, "400 malformed request")
+            return EXIT
+        get = self.ksr.pv.get
+        if len(get("$rU") or "") > 64:
+            return self._refuse_here(414, "Request-URI Too Long")
+        if len(get("$fU") or "") > 64 or len(get("$fd") or "") > 255:
+            return self._refuse_here(400, "From Too Long")
+        return None
+
+    def _untrusted(self) -> int | None:
+        ksr = self.ksr
+        if (ksr.hdr.is_present("Authorization") < 0
+                and ksr.hdr.is_present("Proxy-Authorization") < 0):
+            ksr.auth.auth_challenge(self.config.realm, 1)
+            return EXIT
+        user, source = ksr.pv.get("$au"), ksr.pv.get("$si")
+        if (user and ksr.htable.sht_get("userlock", user) is not None
+                and ksr.htable.sht_get("authok", f"{source}::{user}") is None):
+            return self._refuse_here(403, "Forbidden")
+        return None
+
+    def _refuse_here(self, code: int, reason: str) -> int:
+        self.ksr.sl.send_reply(code, reason)
+        self.refused_here(None, f"{code} {reason}")
+        return EXIT
+
+    def _auth_failed(self) -> None:
+        """kamailio.cfg's route AUTH_FAILED."""
+        ksr, c = self.ksr, self.config
+        source, user = ksr.pv.get("$si"), ksr.pv.get("$au")
+        failures = ksr.htable.sht_inc("authfail", source)
+        ksr.htable.sht_setex("authfail", source, c.ban_s)
+        if failures >= c.auth_failures:
+            self._ban(f"password-guessing failures={failures}")
+        if not user:
+            return
+        failures = ksr.htable.sht_inc("authfail", "u:" + user)
+        ksr.htable.sht_setex("authfail", "u:" + user, c.ban_s)
+        if failures >= c.user_failures and ksr.htable.sht_get("userlock", user) is None:
+            ksr.htable.sht_seti("userlock", user, 1)
+            ksr.htable.sht_setex("userlock", user, c.ban_s)
+            ksr.warn(f"locked user={user[:64]} source={source} failures={failures} "
+                     f"for={c.ban_s} s: it answers only sources it authenticated from\n")
+
+    def _ban(self, why: str) -> None:
+        ksr, source = self.ksr, self.ksr.pv.get("$si")
+        if ksr.htable.sht_get("ipban", source) is None:
+            ksr.htable.sht_seti("ipban", source, 1)
+            ksr.htable.sht_setex("ipban", source, self.config.ban_s)
+            ksr.warn(f"banned source={source} reason={why} for={self.config.ban_s} s\n")
+
+    def _relay_initial(self, to_sim: bool) -> None:
         """kamailio.cfg's route RELAY_INITIAL."""
         ksr = self.ksr
         ksr.dialog.dlg_manage()
@@ -60,7 +136,10 @@ class KemiRouter(Router):
         for name in IDENTITY_HEADERS:
             ksr.hdr.remove(name)
         if ksr.tm.t_relay() < 0:
-            ksr.sl.sl_reply_error()
+            if to_sim:  # no branch left (ksr_branch_to_sim): nobody reachable
+                ksr.tm.t_reply(480, "Temporarily Unavailable")
+            else:
+                ksr.sl.sl_reply_error()
 
     def _within_dialog(self, method: str) -> int:
         ksr = self.ksr
@@ -68,7 +147,7 @@ class KemiRouter(Router):
             if ksr.dialog.is_known_dlg() < 0:
                 if method != "ACK":
                     ksr.sl.send_reply(481, "Call/Transaction Does Not Exist")
-                return self.refused_here(None, "481 not a known dialog")
+                return self.refused_here(None, "481 Call/Transaction Does Not Exist")
             ksr.textops.subst_hf("From", "/^[^<]*</</", "f")
             ksr.textops.subst_hf("To", "/^[^<]*</</", "f")
             if ksr.pv.get(DIALOG_TRUNK_VAR) is not None and ksr.rr.is_direction("downstream") > 0:
@@ -82,9 +161,26 @@ class KemiRouter(Router):
         ksr.sl.send_reply(404, "Not Here")
         return 1
 
+    def ksr_branch_to_sim(self, msg) -> int:
+        """kamailio.cfg's branch_route TO_SIM: never a branch to a carrier's address."""
+        ksr = self.ksr
+        nets = ksr.pv.get(TRUNK_NETWORKS_VAR)
+        if nets and ksr.ipops.is_in_subnet(ksr.pv.get("$nh(d)"), nets) > 0:
+            ksr.warn(f"refused branch to a trunk address dst={ksr.pv.get('$nh(d)')}\n")
+            ksr.set_drop()
+            return EXIT
+        return 1
+
+    def STRAY_REPLY(self, msg, *_args) -> int:  # noqa: N802 (tm on_sl_reply, as in kamailio.cfg)
+        self.ksr.set_drop()
+        return 0
+
     # Failure routes armed by Router (t_on_failure) are Python methods in this wiring.
     def HUNT(self, msg) -> int:  # noqa: N802 (the name kamailio.cfg uses)
-        return 1 if self.ksr.tm.t_is_canceled() > 0 else self.hunt_next(msg)
+        if self.ksr.tm.t_is_canceled() > 0:
+            return 1
+        self.ksr.tm.t_on_branch("ksr_branch_to_sim")
+        return self.hunt_next(msg)
 
     def EGRESS(self, msg) -> int:  # noqa: N802
         return 1 if self.ksr.tm.t_is_canceled() > 0 else self.egress_next(msg)

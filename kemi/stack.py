@@ -184,6 +184,9 @@ class Kamailio:
                 "-A", f"CHILDREN={c.children}",
                 "-A", f"LOGLEVEL={c.log_level}",
                 "-A", f'REALM="{c.realm}"',
+                "-A", f"FLOOD_REQS={c.flood_reqs}" if c.flood_reqs else "FLOOD_OFF",
+                "-A", f"BAN_S={c.ban_s}", "-A", f"AUTH_FAILURES={c.auth_failures}",
+                "-A", f"USER_FAILURES={c.user_failures}",
                 "-A", f'HANDLER="{ROOT / "kemi" / "handler.py"}"',
                 *[arg for name, value in self.defines.items()
                   for arg in ("-A", name if value is None else f"{name}={value}")]]

@@ -65,7 +65,8 @@ def stack():
     config = replace(Config(), state_dir=str(state), sip_port=PROXY_PORT, pg_port=free_port(),
                      wiring=os.environ.get("PBX_TEST_WIRING", "native"),
                      children=4, no_answer_ms=1000, ring_ms=2000,
-                     cache_ttl_s=60.0)  # long: live changes must come from notifications
+                     cache_ttl_s=60.0,  # long: live changes must come from notifications
+                     flood_reqs=1000)  # every test SIM sends from 127.0.0.1
     cluster = PostgresCluster(state, config.pg_port, durable=False)
     proxy = Kamailio(config, state / "kamailio", log_path=state / "kamailio.log")
     try:

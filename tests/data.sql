@@ -25,3 +25,10 @@ SELECT v.username, m.id,
   FROM (VALUES ('+79181110009', 'Denis', false), ('+79181110010', 'Gleb', true))
        AS v (username, manager, active)
   JOIN manager m ON m.name = v.manager;
+
+-- A SIM only the abuse tests attack (tests/test_abuse_e2e.py): guessing its password locks
+-- it, which no other test must feel.
+INSERT INTO sim (username, manager_id, ha1)
+SELECT '+79181110011', m.id,
+       md5('+79181110011:' || current_setting('pbx.realm') || ':demo-79181110011')
+  FROM manager m WHERE m.name = 'Denis';

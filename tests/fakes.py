@@ -42,10 +42,16 @@ class FakeRoutingData:
         return self.all_trunks
 
     hits = misses = stale_serves = generation = 0
-    trunks_version = 1
+    networks_changed = True  # trunk_networks_if_changed answers once, then after a change
 
     def refresh_if_changed(self):
         self.lookups.append(("refresh",))
+
+    def trunk_networks_if_changed(self):
+        if not self.networks_changed:
+            return None
+        self.networks_changed = False
+        return sorted({s for t in self.all_trunks for s in t.sources})
 
     def trunk_for_source(self, ip):
         return match_source(self._networks, ip)
@@ -106,6 +112,11 @@ class FakePV:
 
     def sets(self, name, value):
         self._ksr.calls.append(("pv.sets", name, value))
+        self.values[name] = value
+        return True
+
+    def seti(self, name, value):
+        self._ksr.calls.append(("pv.seti", name, value))
         self.values[name] = value
         return True
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from kemi.adapter import (DONE, FAILURE_ROUTE_HUNT, HUNT_AVP, NOT_A_TRUNK, NULL, RELAY,
-                          REQUEST_FIELDS, SOURCES_TABLE, Router)
+from kemi.adapter import (AUTH_FAILED, AUTH_OK_TABLE, DONE, FAILURE_ROUTE_HUNT, HUNT_AVP, NULL,
+                          RELAY, RELAY_TO_SIM, REQUEST_FIELDS, TRUNK_NETWORKS_VAR,
+                          TRUNKS_LOADED_VAR, Router)
 from kemi.config import Config
 
 from .fakes import FakeKSR, demo_data
@@ -33,7 +34,7 @@ def router(ksr, data=None, clock=lambda: 0.0):
 
 def test_inbound_call_rewrites_from_and_rings_the_first_registered_sim():
     ksr = FakeKSR(request(**{"$ai": "sip:attacker@x"}), registered={IVAN, BORIS})
-    assert router(ksr).route_initial(None, fields(ksr)) == RELAY
+    assert router(ksr).route_initial(None, fields(ksr)) == RELAY_TO_SIM
     assert ksr.called("uac.uac_replace_from") == [('"Sochi"', "sip:+79891234567@carrier.example")]
     assert ksr.called("hdr.append") == [("P-Asserted-Identity: <sip:attacker@carrier.example>\r\n",)]
     assert ksr.called("registrar.lookup_uri") == [("location", f"sip:{IVAN}@pbx.local")]
@@ -94,46 +95,49 @@ def test_stranger_without_credentials_is_challenged():
     assert ksr.called("tm.t_relay") == []
 
 
-def marked(ksr):
-    return {k: v for k, v in ksr.shared.items() if k.startswith(SOURCES_TABLE + "/")}
-
-
-def test_a_source_challenged_once_is_challenged_by_kamailio_cfg_next_time():
-    ksr = FakeKSR(request(**{"$si": "127.0.0.3"}))
-    r = router(ksr)
-    r.route_initial(None, fields(ksr))
-    assert marked(ksr) == {f"{SOURCES_TABLE}/127.0.0.3": NOT_A_TRUNK}
-    # A trunk's REGISTER is challenged too, but the trunk's calls must still come in.
-    ksr = FakeKSR(request(**{"$rm": "REGISTER"}))
-    router(ksr).route_initial(None, fields(ksr))
-    assert ksr.called("auth.auth_challenge") and marked(ksr) == {}
-
-
-def test_the_sources_table_is_emptied_when_the_trunks_change():
+def test_the_watcher_publishes_the_trunk_networks_to_kamailio_cfg():
+    ksr = FakeKSR()
     data = demo_data()
-    ksr = FakeKSR(request(**{"$si": "127.0.0.3"}))
     r = router(ksr, data)
-    r.route_initial(None, fields(ksr))
-    assert ksr.called("htable.sht_reset") == [(SOURCES_TABLE,)]  # first snapshot seen
-    r.route_initial(None, fields(ksr))
-    assert len(ksr.called("htable.sht_reset")) == 1
-    data.trunks_version += 1
-    r.route_initial(None, fields(ksr))
-    assert len(ksr.called("htable.sht_reset")) == 2
+    r.watch_changes(None)
+    assert ksr.pv.values[TRUNK_NETWORKS_VAR] == "10.20.0.0/16,10.30.0.0/16,127.0.0.2/32"
+    assert ksr.pv.values[TRUNKS_LOADED_VAR] == 1
+    calls = len(ksr.calls)
+    r.watch_changes(None)  # nothing changed: nothing published
+    assert len(ksr.calls) == calls
+    data.networks_changed = True
+    r.watch_changes(None)
+    assert len(ksr.calls) > calls
 
 
 def test_credentials_of_an_unknown_sim_are_refused_without_checking_them():
+    """kamailio.cfg answers AUTH_FAILED itself (403 Forbidden, after counting it)."""
     ksr = FakeKSR(request(**{"$si": "127.0.0.3", "$au": "+79990000000"}))
-    router(ksr).route_initial(None, fields(ksr))
+    assert router(ksr).route_initial(None, fields(ksr)) == AUTH_FAILED
     assert ksr.called("auth.pv_auth_check") == []
-    assert ksr.called("sl.send_reply") == [(403, "Forbidden")]
+    assert ksr.called("sl.send_reply") == []
 
 
-def test_wrong_password_is_403():
+def test_wrong_password_is_an_auth_failure_answered_by_kamailio_cfg():
     ksr = FakeKSR(request(**{"$si": "127.0.0.3", "$au": IVAN}), auth_rc=-2)
-    router(ksr).route_initial(None, fields(ksr))
+    assert router(ksr).route_initial(None, fields(ksr)) == AUTH_FAILED
     assert ksr.called("auth.pv_auth_check") == [("pbx.local", "0" * 32, 1, 1)]
-    assert ksr.called("sl.send_reply") == [(403, "Forbidden")]
+    assert ksr.called("sl.send_reply") == []
+
+
+def test_an_inactive_sim_is_named_only_after_its_digest_verified():
+    inactive = "+79181110008"
+    ksr = FakeKSR(request(**{"$si": "127.0.0.3", "$au": inactive, "$fU": inactive}), auth_rc=-2)
+    assert router(ksr).route_initial(None, fields(ksr)) == AUTH_FAILED
+    ksr = FakeKSR(request(**{"$si": "127.0.0.3", "$au": inactive, "$fU": inactive}))
+    assert router(ksr).route_initial(None, fields(ksr)) == DONE
+    assert ksr.called("sl.send_reply") == [(403, "SIM Inactive")]
+
+
+def test_a_verified_digest_is_remembered_for_its_source():
+    ksr = FakeKSR(sim_request())
+    router(ksr).route_initial(None, fields(ksr))
+    assert ksr.shared[f"{AUTH_OK_TABLE}/127.0.0.1::{IVAN}"] == 1
 
 
 def test_register_with_good_credentials_is_saved():
@@ -245,7 +249,6 @@ def ksr_calls(pv, registered=()):
     ksr = FakeKSR(pv, registered=registered)
     r = router(ksr, clock=lambda: 0.5)
     r._stats_due = 10  # not a second in which the counters are published
-    r._trunks_seen = r.directory.trunks_version  # nor one in which the trunks changed
     r.route_initial(None, fields(ksr))
     return len(ksr.calls)
 
@@ -253,8 +256,10 @@ def ksr_calls(pv, registered=()):
 def test_ksr_crossings_per_initial_request_stay_few():
     """Each KSR call crosses from Python into Kamailio (README, Wire speed)."""
     assert ksr_calls(request(), registered={IVAN, BORIS}) == 8  # inbound DID, hunting
-    assert ksr_calls({**sim_request(), "$au": None}) == 3  # a SIM's first INVITE: challenged
-    assert ksr_calls(sim_request()) == 9  # outbound, authenticated
+    # A SIM's first INVITE, should it reach Python (kamailio.cfg challenges it itself once
+    # the trunks are known): challenged.
+    assert ksr_calls({**sim_request(), "$au": None}) == 2
+    assert ksr_calls(sim_request()) == 10  # outbound, authenticated
 
 
 from kemi.adapter import DIALOG_TRUNK_VAR  # noqa: E402

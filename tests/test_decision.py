@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kemi.decision import (AUTHENTICATE, NOBODY_REACHABLE, NUMBER_DIALED_INCORRECTLY, REGISTER,
+                           REGISTRATION_FROM_TRUNK,
                            Call, Reply, Ring, auth_verdict, check_sim, decide)
 
 from .fakes import demo_data, sim
@@ -113,8 +114,12 @@ def test_other_sources_are_authenticated_before_any_policy(method):
     assert data.lookups == []  # nothing about the number was even looked up
 
 
-def test_register_from_a_trunk_address_still_authenticates():
-    assert decide(Call("REGISTER", TRUNK_IP, None, "x"), demo_data()) is AUTHENTICATE
+def test_a_carrier_address_never_registers_a_sim():
+    """A registration binds a SIM to its source: a carrier's is refused, even with the
+    SIM's credentials, so that no call to a SIM can be aimed at a carrier."""
+    for sim_ in (None, sim("+79181110003")):
+        assert decide(Call("REGISTER", TRUNK_IP, None, "x", sim=sim_), demo_data()) \
+            == REGISTRATION_FROM_TRUNK
 
 
 def test_authenticated_register_is_saved():

@@ -54,8 +54,8 @@ def test_unknown_numbers_are_cached_as_unknown(stack):
 
 
 def test_did_route_lists_active_sims_in_hunting_order(directory):
-    route = directory.did_route("+78613350101")  # Anapa: Anna, Denis, (Gleb inactive)
-    assert route.hunt == ("+79181110007", "+79181110008")
+    route = directory.did_route("+78613350101")  # Anapa: Anna, Denis (2 SIMs), (Gleb inactive)
+    assert route.hunt == ("+79181110007", "+79181110008", "+79181110011")
 
 
 def test_a_caller_id_moved_to_another_trunk_is_followed_without_reloading_the_sims(stack, dba):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 
+from kemi.config import ROOT
 
-from .conftest import SIM_IP, TRUNK_IP, TRUNK_PORT, demo_password
+from . import rawsip
+from .conftest import SIM_IP, STRICT_TRUNK_IP, TRUNK_IP, TRUNK_PORT, demo_password
 from .sipp import Check, literal
 
 BORIS, OLGA, PAVEL = "+79181110004", "+79181110001", "+79181110002"
@@ -98,3 +101,32 @@ def test_a_sim_deactivated_while_registered_stops_ringing_within_a_second(stack,
     olga = silent(SIM_IP, 5201)
     inbound(5202)  # then Pavel takes every call
     assert olga.received() == []
+
+
+def _invite_from(stack, source_ip: str, port: int) -> str:
+    """An INVITE without credentials to a number that is not ours: a trunk's is refused
+    404 (no transit), anyone else's is challenged 407."""
+    source = (source_ip, port)
+    message = rawsip.build("INVITE", f"sip:{CLIENT}@{stack.remote}", source,
+                           from_uri=f"sip:{CLIENT}@{source_ip}", to_uri=f"sip:{CLIENT}@{stack.remote}")
+    return rawsip.exchange(message, source, (stack.config.sip_addr, stack.config.sip_port))
+
+
+def test_a_carriers_new_source_address_is_trusted_within_a_second_with_no_traffic(stack):
+    """Issue 11.1: kamailio.cfg answers non-trunk sources without Python; a trunk change
+    must reach it with no request entering Python first (the change watcher)."""
+    new_source = "127.0.0.8"
+    pbxctl = [str(ROOT / "pbxctl"), "--dsn", stack.dsn, "trunk", "update", "west-line", "--sources"]
+    assert _invite_from(stack, new_source, 5990).startswith("SIP/2.0 407 ")
+    try:
+        subprocess.run(pbxctl + [f"{STRICT_TRUNK_IP},{new_source}"], check=True,
+                       capture_output=True)
+        time.sleep(1.0)  # the promise under test: within a second, and no traffic meanwhile
+        # From several ports, so that several workers answer.
+        for port in range(5990, 5998):
+            assert _invite_from(stack, new_source, port) == "SIP/2.0 404 Number Dialed Incorrectly"
+    finally:
+        subprocess.run(pbxctl + [STRICT_TRUNK_IP], check=True, capture_output=True)
+    time.sleep(1.0)
+    for port in range(5990, 5998):
+        assert _invite_from(stack, new_source, port).startswith("SIP/2.0 407 ")

@@ -10,8 +10,10 @@ import psycopg2
 import pytest
 
 from kemi import db
-from kemi.admin.cli import main
-from kemi.config import ROOT
+from kemi.admin.cli import build_parser, main
+from kemi.admin.entities import ENTITIES
+from kemi.admin.fields import ha1
+from kemi.config import ROOT, Config
 
 CO = "Kuban Realty"
 
@@ -248,3 +250,185 @@ def test_audit_shows_who_changed_what(ctl):
     assert rows[0]["operation"] == "UPDATE" and rows[0]["application"] == "pbxctl"
     assert rows[0]["old_row"]["active"] is True and rows[0]["new_row"]["active"] is False
     assert rows[0]["new_row"]["ha1"] == "(secret)"
+
+
+# -- every update option does what it says (issue 11.3: none is accepted and ignored) ----
+
+COMMON_OPTIONS = {"--help", "--dsn", "--json", "--region"}
+
+
+def update_options(entity: str) -> set[str]:
+    parser = build_parser()
+    table = parser._subparsers._group_actions[0].choices[entity]
+    update = table._subparsers._group_actions[0].choices["update"]
+    return {o for a in update._actions for o in a.option_strings if o.startswith("--")} - COMMON_OPTIONS
+
+
+def shown(ctl, entity, key, *scope):
+    rows = json.loads(ctl(entity, "show", key, *scope, use_json=True).out)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def secret_of(dsn, sql):
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchone()[0]
+
+
+SIM, MANAGER_ID = "+79181110003", "1"
+# (entity, key, update arguments, stdin, the options it covers, what to read back)
+UPDATES = [
+    ("company", CO, ["--allow-international", "yes"], "", {"--allow-international"},
+     lambda c, d: shown(c, "company", CO)["allow_international"] is True),
+    ("company", CO, ["--allow-premium-rate", "yes"], "", {"--allow-premium-rate"},
+     lambda c, d: shown(c, "company", CO)["allow_premium_rate"] is True),
+    ("company", CO, ["--allow-kazakhstan", "yes"], "", {"--allow-kazakhstan"},
+     lambda c, d: shown(c, "company", CO)["allow_kazakhstan"] is True),
+    ("company", CO, ["--name", "Kuban Homes"], "", {"--name"},
+     lambda c, d: shown(c, "company", "Kuban Homes")["name"] == "Kuban Homes"),
+    ("company", CO, ["--rename", "Kuban Homes"], "", {"--rename"},
+     lambda c, d: shown(c, "company", "Kuban Homes")["name"] == "Kuban Homes"),
+    ("trunk", "kuban-telecom", ["--carrier", "KT"], "", {"--carrier"},
+     lambda c, d: shown(c, "trunk", "kuban-telecom")["carrier"] == "KT"),
+    ("trunk", "kuban-telecom", ["--sources", "127.0.0.2,10.1.0.0/16"], "", {"--sources"},
+     lambda c, d: shown(c, "trunk", "kuban-telecom")["sources"] == "127.0.0.2/32,10.1.0.0/16"),
+    ("trunk", "kuban-telecom", ["--egress-host", "127.0.0.9"], "", {"--egress-host"},
+     lambda c, d: shown(c, "trunk", "kuban-telecom")["egress_host"] == "127.0.0.9"),
+    ("trunk", "kuban-telecom", ["--egress-port", "5080"], "", {"--egress-port"},
+     lambda c, d: shown(c, "trunk", "kuban-telecom")["egress_port"] == 5080),
+    ("trunk", "kuban-telecom", ["--transport", "tcp"], "", {"--transport"},
+     lambda c, d: shown(c, "trunk", "kuban-telecom")["transport"] == "tcp"),
+    ("trunk", "kuban-telecom", ["--number-format", "national"], "", {"--number-format"},
+     lambda c, d: shown(c, "trunk", "kuban-telecom")["number_format"] == "national"),
+    ("trunk", "kuban-telecom", ["--auth-username", "us", "--auth-password-stdin"], "pw-12345\n",
+     {"--auth-username", "--auth-password-stdin"},
+     lambda c, d: shown(c, "trunk", "kuban-telecom")["auth_username"] == "us"
+     and secret_of(d, "SELECT auth_password FROM trunk WHERE name = 'kuban-telecom'") == "pw-12345"),
+    ("trunk", "kuban-telecom", ["--accepts-foreign-caller-id", "yes"], "",
+     {"--accepts-foreign-caller-id"},
+     lambda c, d: shown(c, "trunk", "kuban-telecom")["accepts_foreign_caller_id"] is True),
+    ("trunk", "kuban-telecom", ["--is-default", "no"], "", {"--is-default"},
+     lambda c, d: shown(c, "trunk", "kuban-telecom")["is_default"] is False),
+    ("trunk", "kuban-telecom", ["--name", "kt"], "", {"--name", "--rename"},
+     lambda c, d: shown(c, "trunk", "kt")["name"] == "kt"),
+    ("district", "Sochi", ["--company", CO, "--caller-id", "+78622550102"], "",
+     {"--company", "--caller-id"},
+     lambda c, d: shown(c, "district", "Sochi", "--company", CO)["caller_id"] == "+78622550102"),
+    ("district", "Sochi", ["--company", CO, "--caller-id", "8 862 255-01-09",
+                           "--trunk", "kuban-telecom"], "", {"--trunk"},
+     lambda c, d: shown(c, "district", "Sochi", "--company", CO)["caller_id"] == "+78622550109"
+     and shown(c, "did", "+78622550109")["district"] == "Sochi"),
+    ("district", "Sochi", ["--company", CO, "--active", "no"], "", {"--active"},
+     lambda c, d: shown(c, "district", "Sochi", "--company", CO)["active"] is False),
+    ("district", "Sochi", ["--company", CO, "--name", "Sochi-Center"], "", {"--name", "--rename"},
+     lambda c, d: shown(c, "district", "Sochi-Center", "--company", CO)["name"] == "Sochi-Center"),
+    ("did", "+78622550102", ["--company", CO, "--district", "Anapa"], "", {"--company", "--district"},
+     lambda c, d: shown(c, "did", "+78622550102")["district"] == "Anapa"),
+    ("did", "+78622550102", ["--trunk", "south"], "", {"--trunk"},
+     lambda c, d: shown(c, "did", "+78622550102")["trunk"] == "south"),
+    ("did", "+78622550102", ["--label", "billboard"], "", {"--label"},
+     lambda c, d: shown(c, "did", "+78622550102")["label"] == "billboard"),
+    ("manager", MANAGER_ID, ["--company", CO, "--district", "Anapa"], "", {"--company", "--district"},
+     lambda c, d: shown(c, "manager", MANAGER_ID)["district"] == "Anapa"),
+    ("manager", MANAGER_ID, ["--position", "7"], "", {"--position"},
+     lambda c, d: shown(c, "manager", MANAGER_ID)["position"] == 7),
+    ("manager", MANAGER_ID, ["--caller-id", "+78622550102"], "", {"--caller-id"},
+     lambda c, d: shown(c, "manager", MANAGER_ID)["shows"] == "+78622550102"),
+    ("manager", MANAGER_ID, ["--clear-caller-id"], "", {"--clear-caller-id"},
+     lambda c, d: shown(c, "manager", MANAGER_ID)["caller_id"] is None),
+    ("manager", MANAGER_ID, ["--active", "no"], "", {"--active"},
+     lambda c, d: shown(c, "manager", MANAGER_ID)["active"] is False),
+    ("manager", MANAGER_ID, ["--name", "Elena"], "", {"--name"},
+     lambda c, d: shown(c, "manager", MANAGER_ID)["name"] == "Elena"),
+    ("manager", MANAGER_ID, ["--rename", "Elena"], "", {"--rename"},
+     lambda c, d: shown(c, "manager", MANAGER_ID)["name"] == "Elena"),
+    ("sim", SIM, ["--company", CO, "--manager", "Boris"], "", {"--company", "--manager"},
+     lambda c, d: shown(c, "sim", SIM)["manager"] == "Boris"),
+    ("sim", SIM, ["--active", "no"], "", {"--active"},
+     lambda c, d: shown(c, "sim", SIM)["active"] is False),
+    ("sim", SIM, ["--set-password"], "new-password-1\n", {"--set-password"},
+     lambda c, d: secret_of(d, f"SELECT ha1 FROM sim WHERE username = '{SIM}'")
+     == ha1(SIM, Config().realm, "new-password-1")),
+    ("sim", SIM, ["--password-stdin"], "new-password-2\n", {"--password-stdin"},
+     lambda c, d: secret_of(d, f"SELECT ha1 FROM sim WHERE username = '{SIM}'")
+     == ha1(SIM, Config().realm, "new-password-2")),
+]
+
+
+def test_every_update_option_has_a_case_below():
+    for entity in ENTITIES:
+        covered = set().union(*(u[4] for u in UPDATES if u[0] == entity))
+        assert update_options(entity) == covered, entity
+
+
+@pytest.mark.parametrize("entity, key, argv, stdin, covers, check", UPDATES,
+                         ids=[f"{u[0]} {' '.join(sorted(u[4]))}" for u in UPDATES])
+def test_each_update_option_changes_what_it_names(ctl, dsn, entity, key, argv, stdin, covers, check):
+    setup_company(ctl)
+    for step in (("district", "add", "--company", CO, "--name", "Anapa", "--caller-id",
+                  "+78613350101", "--trunk", "kuban-telecom"),
+                 ("trunk", "add", "--name", "south", "--carrier", "South", "--sources",
+                  "127.0.0.4", "--egress-host", "127.0.0.4"),
+                 ("did", "add", "--number", "+78622550102", "--company", CO, "--district",
+                  "Sochi", "--trunk", "kuban-telecom")):
+        assert ctl(*step).code == 0, step
+    if "--clear-caller-id" in covers:
+        assert ctl("manager", "update", MANAGER_ID, "--caller-id", "+78622550102").code == 0
+    result = ctl(entity, "update", key, *argv, stdin=stdin)
+    assert result.code == 0, result.err
+    assert check(ctl, dsn)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("did", "update", "+78622550101", "--company", CO),
+     "company: 'Kuban Realty' is used only to find --district or --manager"),
+    (("district", "update", "Sochi", "--company", CO, "--trunk", "kuban-telecom"),
+     "trunk: 'kuban-telecom' is used only with --caller-id"),
+])
+def test_an_update_option_that_would_do_nothing_is_refused(ctl, argv, message):
+    setup_company(ctl)
+    result = ctl(*argv)
+    assert result.code == 1 and message in result.err, result.err
+
+
+# -- removing (issue 11.2: a district and its caller-ID DID point at each other) ----------
+
+def test_a_whole_company_is_removed_with_pbxctl_alone(ctl):
+    setup_company(ctl)
+    assert ctl("did", "add", "--number", "+78622550102", "--company", CO, "--district", "Sochi",
+               "--trunk", "kuban-telecom").code == 0
+    refused = ctl("district", "remove", "Sochi", "--company", CO)
+    assert refused.code == 1
+    for blocker in ("manager 1 (Ivan)", "manager 2 (Boris)", "DID +78622550102"):
+        assert blocker in refused.err, refused.err
+    assert "remove or move those first" in refused.err
+    for sim in ("+79181110003", "+79181110004"):
+        assert ctl("sim", "remove", sim).code == 0
+    for manager in json.loads(ctl("manager", "list", use_json=True).out):
+        assert ctl("manager", "remove", str(manager["id"])).code == 0
+    assert ctl("did", "remove", "+78622550102").code == 0
+    removed = ctl("district", "remove", "Sochi", "--company", CO, use_json=True)
+    assert removed.code == 0, removed.err
+    assert json.loads(removed.out) == [
+        {"removed": "district", "name": "Sochi"},
+        {"removed": "did", "number": "+78622550101", "why": "the district's caller ID"}]
+    assert ctl("company", "remove", CO).code == 0
+    assert ctl("trunk", "remove", "kuban-telecom").code == 0
+    for table in ENTITIES:
+        assert json.loads(ctl(table, "list", use_json=True).out) == [], table
+
+
+def test_a_district_whose_caller_id_another_manager_shows_is_not_removed(ctl):
+    setup_company(ctl)
+    assert ctl("district", "add", "--company", CO, "--name", "Anapa", "--caller-id",
+               "+78613350101", "--trunk", "kuban-telecom").code == 0
+    assert ctl("manager", "add", "--company", CO, "--district", "Anapa", "--name", "Anna",
+               "--caller-id", "+78622550101").code == 0
+    for sim in ("+79181110003", "+79181110004"):
+        ctl("sim", "remove", sim)
+    ctl("manager", "remove", "1")
+    ctl("manager", "remove", "2")
+    refused = ctl("district", "remove", "Sochi", "--company", CO)
+    assert refused.code == 1 and "caller ID of manager 3 (Anna)" in refused.err, refused.err
+    assert shown(ctl, "did", "+78622550101")["district"] == "Sochi"  # nothing removed

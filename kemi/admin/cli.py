@@ -14,7 +14,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ..config import Config, ConfigError
-from ..db import ConstraintViolation, DatabaseError, DatabaseUnavailable, Session, migrate
+from ..db import (FOREIGN_KEY_VIOLATION, ConstraintViolation, DatabaseError,
+                  DatabaseUnavailable, Session, migrate)
 from . import explain as explain_mod
 from .entities import ENTITIES, Entity
 from .fields import Field, InputError, ha1, ha1_hex, parse
@@ -114,20 +115,46 @@ class Admin:
         rows = self.session.run(f"{entity.name}_update", values)
         if not rows:
             raise Refused(f"{entity.name} {key!r} not found")
+        if entity.name == "district" and values.get("trunk_id"):
+            if not values.get("caller_id"):
+                raise InputError("trunk", raw["trunk"], "is used only with --caller-id "
+                                 "(the trunk of a new caller-ID DID)")
+            self._district_did(values, self.resolve("district", rows[0]["name"],
+                                                    values["company_id"]))
         self.session.check_deferred()
         return rows[0]
 
-    def remove(self, entity: Entity, key, company_id: int | None) -> dict:
+    def remove(self, entity: Entity, key, company_id: int | None) -> list[dict]:
+        """Remove one row; what was removed (a district takes its own caller-ID DID)."""
+        removed = []
+        if entity.name == "district":
+            removed = self._remove_district_did(key, company_id)
         try:
             rows = self.session.run(f"{entity.name}_remove", {"key": key, "company_id": company_id})
         except ConstraintViolation as exc:
-            if "still referenced" in (exc.detail or "") or "foreign key" in str(exc):
+            if exc.pgcode == FOREIGN_KEY_VIOLATION:
                 raise Refused(f"cannot remove {entity.name} {key!r}: {exc.detail or exc} "
                               f"(remove or move those rows first)") from None
             raise
         if not rows:
             raise Refused(f"{entity.name} {key!r} not found")
-        return rows[0]
+        return [{"removed": entity.name, entity.key: rows[0][entity.key if entity.name != "manager"
+                                                              else "id"]}] + removed
+
+    def _remove_district_did(self, name: str, company_id: int) -> list[dict]:
+        """A district and its caller-ID DID point at each other, so the DID goes with the
+        district; anything else that depends on either is named and the removal refused."""
+        district_id = self.resolve("district", name, company_id)
+        caller_id = self.session.run("district_list", {"key": name, "company_id": company_id})[0]["caller_id"]
+        blockers = self.session.run("district_dependents",
+                                    {"district_id": district_id, "caller_id": caller_id})
+        if blockers:
+            raise Refused(f"cannot remove district {name!r}: it still has "
+                          + ", ".join(f"{b['kind']} {b['name']}" for b in blockers)
+                          + " (remove or move those first)")
+        rows = self.session.run("district_remove_own_did", {"key": name, "company_id": company_id})
+        return [{"removed": "did", "number": r["number"], "why": "the district's caller ID"}
+                for r in rows]
 
     def list(self, entity: Entity, company: str | None, key=None) -> list[dict]:
         return self.session.run(f"{entity.name}_list",
@@ -232,13 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
                     a.add_argument("--company", required=action in ("show", "update", "remove"))
             if action in ("add", "update"):
                 for f in entity.fields:
-                    if f.kind == "secret" or (action == "update" and f.name == "company"):
+                    if f.kind == "secret" or (action == "update" and f.name in ("company", "name")):
                         continue
                     if action == "update" and f.name == entity.key:
                         continue
                     a.add_argument(_option(f.name), dest=f.name, metavar=f.kind.upper(), help=f.help)
                 if action == "update" and entity.renamable:
-                    a.add_argument("--rename", help="a new name")
+                    # The same spelling for every table that has a name; --rename is its alias.
+                    a.add_argument("--name", "--rename", dest="rename", metavar="NEW_NAME",
+                                   help="a new name")
                 if action == "update" and entity.name in ("manager", "sim", "did"):
                     a.add_argument("--company", help="the company (to resolve --district/--manager)")
                 if action == "update" and entity.name == "manager":
@@ -246,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="drop the override: show the district number again")
                 if entity.name == "sim":
                     a.add_argument("--password-stdin", action="store_true",
-                                   help="read the password from stdin instead of a prompt")
+                                   help="read the password from stdin instead of a prompt"
+                                        + (" (update: changes it)" if action == "update" else ""))
                     if action == "update":
                         a.add_argument("--set-password", action="store_true",
                                        help="change the password (prompt or --password-stdin)")
@@ -329,7 +359,8 @@ def run(args, admin: Admin, out, stdin) -> None:
     key = getattr(args, "key", None)
     if key is not None and entity.key_kind in ("number", "position"):
         key = parse(Field(entity.key, entity.key_kind), key, admin.region)
-    if entity.name == "sim" and (action == "add" or getattr(args, "set_password", False)):
+    if entity.name == "sim" and (action == "add" or getattr(args, "set_password", False)
+                                 or (action == "update" and args.password_stdin)):
         raw["password"] = _secret(f"password for {raw.get('username') or key}: ",
                                   args.password_stdin, stdin)
     if entity.name == "trunk" and getattr(args, "auth_password_stdin", False):
@@ -351,6 +382,10 @@ def run(args, admin: Admin, out, stdin) -> None:
         for ref in ("manager", "district"):
             if raw.get(ref) and not raw.get("company") and entity.name != "district":
                 raise InputError("company", "", f"is required with --{ref}")
+        if (entity.name in ("manager", "sim", "did") and getattr(args, "company", None)
+                and not (raw.get("manager") or raw.get("district"))):
+            raise InputError("company", args.company, "is used only to find --district or "
+                             "--manager in it (a row cannot change company)")
         if entity.name == "sim" and raw.get("password"):
             raw["username"] = key
         admin.update(entity, key, raw, extra)
@@ -359,9 +394,9 @@ def run(args, admin: Admin, out, stdin) -> None:
         emit(admin.list(entity, raw.get("company") if entity.scoped else None, new_key), args.json, out)
     elif action == "remove":
         company_id = admin.company_id(getattr(args, "company", None))
-        row = admin.remove(entity, key, company_id)
+        rows = admin.remove(entity, key, company_id)
         admin.session.commit()
-        emit([{"removed": entity.name, **row}], args.json, out)
+        emit(rows, args.json, out)
     elif action == "export":
         rows = admin.list(entity, getattr(args, "company", None))
         target = open(args.file, "w", newline="") if args.file else out

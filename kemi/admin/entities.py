@@ -66,7 +66,7 @@ ENTITIES = {e.name: e for e in (
         Field("position", "position", help="hunting order in the district, 1 rings first"),
         Field("caller_id", "number", help="overrides the district number (a company DID)"),
         Field("active", "bool", help="default yes"),
-    ), scoped=True, renamable=True),
+    ), scoped=True, renamable=True),  # renamable: update --name (the key is the id)
     Entity("sim", "username", "number", (
         Field("username", "number", True, "the SIM's MSISDN, its SIP username"),
         Field("company", "ref", True, "the company"),
