@@ -8,8 +8,9 @@ deps:
 	bash scripts/install-deps.sh
 
 # The proxy with demo data on a private PostgreSQL, in the foreground; Ctrl-C stops it all.
+# DEMO=0: an empty database stays empty (give it a PBX_STATE_DIR of its own).
 run: deps
-	$(PYTHON) -m kemi.stack run
+	$(PYTHON) -m kemi.stack run $(if $(filter 0 no,$(DEMO)),--no-demo,)
 
 # The whole suite: unit tests, then Kamailio + PostgreSQL + SIPp end to end.
 test: deps

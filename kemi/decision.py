@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .model import RoutingData, Sim, Trunk
-from .phone import (INTERNATIONAL, KAZAKHSTAN, PREMIUM_RATE, destination_class,
-                    for_trunk, original_called, to_e164)
+from .phone import (INTERNATIONAL, KAZAKHSTAN, PREMIUM_RATE, UNASSIGNED, as_carrier_reads,
+                    destination_class, for_trunk, original_called, to_e164)
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,9 @@ DESTINATION_REFUSALS = {
     INTERNATIONAL: ("allow_international", Reply(403, "International Calls Disabled")),
     PREMIUM_RATE: ("allow_premium_rate", Reply(403, "Premium Rate Calls Disabled")),
     KAZAKHSTAN: ("allow_kazakhstan", Reply(403, "Calls To Kazakhstan Disabled")),
+    # Outside every assigned Russian range: not a number of ours to call; only a company
+    # that may call abroad sends it to the carrier, which has the last word.
+    UNASSIGNED: ("allow_international", NUMBER_DIALED_INCORRECTLY),
 }
 PRIVACY_TOKENS = frozenset({"id", "user", "header"})
 
@@ -215,9 +218,16 @@ def _emergency(dialled: str, sim: Sim, trunks: tuple[Trunk, ...]):
 def _plan(number: str, caller_id: str, trunks: list[Trunk], anonymous: bool):
     if not trunks:
         return NO_ROUTE_OUT
+    # A trunk whose format cannot carry this number (a +7 10x number written nationally
+    # reads 8-10-..., an international call) is not tried: the carrier must dial the very
+    # number the destination policy judged.
+    usable = [t for t in trunks
+              if as_carrier_reads(for_trunk(number, t.number_format), t.number_format) == number]
+    if not usable:
+        return NUMBER_DIALED_INCORRECTLY
     attempts = tuple(Attempt(t.name, _ruri(for_trunk(number, t.number_format), t),
-                             t.auth_username, t.auth_password) for t in trunks)
-    return CallOut(called=number, caller=for_trunk(caller_id, trunks[0].number_format),
+                             t.auth_username, t.auth_password) for t in usable)
+    return CallOut(called=number, caller=for_trunk(caller_id, usable[0].number_format),
                    anonymous=anonymous, attempts=attempts)
 
 

@@ -97,23 +97,31 @@ def original_called(diversion: str | None, history_info: str | None) -> str | No
     return None
 
 
-# Destination classes of the outbound policy (decision.destination_refusal).
+# Destination classes of the outbound policy (decision.destination_refusal). UNASSIGNED: a
+# +7 number in no assigned Russian range (+7 1xx, +7 2xx, +7 5xx...): not domestic, so a
+# company that may not call abroad may not call it either (phonenumbers' metadata can lag
+# a newly assigned range; a company allowed international calls still reaches it).
 DOMESTIC, INTERNATIONAL, PREMIUM_RATE, KAZAKHSTAN = "domestic", "international", "premium", "kz"
+UNASSIGNED = "unassigned"
 
 
 @functools.lru_cache(maxsize=65536)
 def destination_class(number: str) -> str:
     """Which policy class an E.164 number falls in, seen from Russia.
 
-    >>> [destination_class(n) for n in ("+79891234567", "+78091234567", "+77012345678", "+441234567890")]
-    ['domestic', 'premium', 'kz', 'international']
+    >>> [destination_class(n) for n in ("+79891234567", "+78091234567", "+77012345678",
+    ...                                 "+76012345678", "+71050012345", "+441234567890")]
+    ['domestic', 'premium', 'kz', 'kz', 'unassigned', 'international']
     """
-    parsed = phonenumbers.parse(number, None)
-    if parsed.country_code != 7:
+    if not number.startswith("+7"):
         return INTERNATIONAL
-    # +7 is shared: Kazakhstan's ranges are foreign even though they dial like domestic ones.
-    if phonenumbers.region_code_for_number(parsed) == "KZ":
+    # +7 is shared: Kazakhstan's +7 6xx and +7 7xx dial like domestic numbers but are
+    # foreign (phonenumbers knows +7 7xx as KZ, and +7 6xx as nobody's).
+    if number[2:3] in ("6", "7"):
         return KAZAKHSTAN
+    parsed = phonenumbers.parse(number, None)
+    if not phonenumbers.is_valid_number(parsed) or phonenumbers.region_code_for_number(parsed) != "RU":
+        return UNASSIGNED
     if (number.startswith("+7809")
             or phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.PREMIUM_RATE):
         return PREMIUM_RATE
@@ -136,3 +144,24 @@ def for_trunk(number: str, number_format: str) -> str:
     if number.startswith("+7"):
         return ("8" if number_format == "national" else "") + number[2:]
     return "810" + number[1:]
+
+
+def as_carrier_reads(written: str, number_format: str) -> str:
+    """The number a carrier dials when it receives `written` in its number_format: the
+    inverse of for_trunk where the two agree. A call goes out only where they agree, so
+    that what the destination policy judged is what the carrier dials.
+
+    >>> as_carrier_reads("89891234567", "national"), as_carrier_reads("81050012345", "national")
+    ('+79891234567', '+50012345')
+    """
+    if number_format == "e164" or not written.isdigit() or len(written) < 7:
+        return written  # E.164 as sent, or a short code (emergency), which is never E.164
+    if number_format == "plus_less":
+        return "+" + written
+    if written.startswith("810"):  # the international prefix, in both national formats
+        return "+" + written[3:]
+    if number_format == "national" and len(written) == 11 and written.startswith("8"):
+        return "+7" + written[1:]
+    if number_format == "ten_digit" and len(written) == 10:
+        return "+7" + written
+    return written

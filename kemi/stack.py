@@ -237,15 +237,20 @@ def _interrupt(*_args) -> None:
     raise KeyboardInterrupt
 
 
-def run(config: Config) -> int:
-    """`make run`: the proxy with demo data until Ctrl-C; stops exactly what it started."""
+def run(config: Config, demo: bool = True) -> int:
+    """`make run`: the proxy (with demo data in an empty database, unless demo is False)
+    until Ctrl-C; stops exactly what it started."""
     cluster = PostgresCluster(config.state_dir, config.pg_port)
     proxy = Kamailio(config, Path(config.state_dir) / "kamailio")
     signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: the finally below runs
     try:
         print(f"cloud-pbx: PostgreSQL on {cluster.socket_dir} port {cluster.port}", flush=True)
         cluster.start()
-        prepare_database(config.database_dsn, config.realm)
+        prepare_database(config.database_dsn, config.realm, demo=demo)
+        companies = db.Database(config.database_dsn).query("company_count")[0]["n"]
+        print(f"cloud-pbx: database {config.database_dsn!r}: {companies} company(ies)"
+              + ("" if demo or not companies else
+                 " (not empty: for an empty one, choose another PBX_STATE_DIR)"), flush=True)
         print(f"cloud-pbx: Kamailio on udp:{config.sip_addr}:{config.sip_port} "
               f"(Ctrl-C stops)", flush=True)
         proxy.start()
@@ -263,13 +268,15 @@ def run(config: Config) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m kemi.stack", description=__doc__)
     parser.add_argument("command", choices=["run"])
-    parser.parse_args(argv)
+    parser.add_argument("--no-demo", action="store_true",
+                        help="leave an empty database empty (make run DEMO=0)")
+    args = parser.parse_args(argv)
     try:
         config = Config.from_env()
     except ConfigError as exc:
         print(f"cloud-pbx: {exc}", file=sys.stderr)
         return 2
-    return run(config)
+    return run(config, demo=not args.no_demo)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from kemi.decision import (AUTHENTICATE_TO_TRUNK, GIVE_UP, NO_ROUTE_OUT, NOBODY_
                            NUMBER_DIALED_INCORRECTLY, TRY_NEXT_TRUNK, Attempt, Call, CallOut,
                            Reply, Ring, after_trunk_failure, decide, wants_privacy)
 
-from .fakes import FakeRoutingData, demo_data, sim
+from kemi.phone import to_e164
+
+from .fakes import SOUTH, FakeRoutingData, demo_data, sim
 
 IVAN = sim("+79181110003")
 SIM_IP = "127.0.0.1"
@@ -55,11 +57,34 @@ def test_an_override_owned_by_another_carrier_leaves_through_it_in_its_format():
     ("88091234567", "Premium Rate Calls Disabled", "allow_premium_rate"),
     ("+77012345678", "Calls To Kazakhstan Disabled", "allow_kazakhstan"),
     ("87012345678", "Calls To Kazakhstan Disabled", "allow_kazakhstan"),
+    ("+76012345678", "Calls To Kazakhstan Disabled", "allow_kazakhstan"),  # no region in phonenumbers
+    ("86012345678", "Calls To Kazakhstan Disabled", "allow_kazakhstan"),
 ])
 def test_destination_policy(number, refusal, permission):
     assert dial(number) == Reply(403, refusal)
     allowed = sim("+79181110003", **{permission: True})
     assert isinstance(dial(number, allowed), CallOut)
+
+
+@pytest.mark.parametrize("typed", ["1050012345", "+71050012345", "2012345678", "5012345678"])
+def test_a_number_outside_russian_ranges_is_not_domestic(typed):
+    """Issue 12.1: ten digits starting with 1 parse as +7 1xx, which no range assigns;
+    written for a national-format trunk it would read 8-10-..., an international call."""
+    assert dial(typed) == NUMBER_DIALED_INCORRECTLY
+    allowed = sim("+79181110003", allow_international=True)
+    out = dial(typed, allowed)
+    # Only a trunk whose format carries the number as dialled is tried: south-link writes
+    # numbers nationally, where 8 + 10... would be 810, the international prefix.
+    carried = ["kuban-telecom"] if out.called.startswith("+710") else ["kuban-telecom", "south-link"]
+    assert [a.trunk for a in out.attempts] == carried
+    assert out.called == to_e164(typed)
+
+
+def test_a_number_no_trunk_can_carry_as_dialled_is_refused():
+    national_only = FakeRoutingData(all_trunks=(SOUTH,))
+    allowed = sim("+79181110003", allow_international=True, caller_id_trunk_id=2)
+    call = Call("INVITE", SIM_IP, "1050012345", allowed.username, sim=allowed)
+    assert decide(call, national_only) == NUMBER_DIALED_INCORRECTLY
 
 
 @pytest.mark.parametrize("number", ["88005553535", "+78612345678", "89181234567"])

@@ -182,10 +182,12 @@ def test_the_client_calling_back_the_number_shown_reaches_the_same_district(stac
     (BORIS, "+441234567890", 403, "International Calls Disabled", None, None),
     (BORIS, "88091234567", 403, "Premium Rate Calls Disabled", None, None),
     (BORIS, "+77012345678", 403, "Calls To Kazakhstan Disabled", None, None),
+    (BORIS, "86012345678", 403, "Calls To Kazakhstan Disabled", None, None),
     (BORIS, "12", 404, "Number Dialed Incorrectly", None, None),
+    (BORIS, "1050012345", 404, "Number Dialed Incorrectly", None, None),  # +7 10x: no range
     (BORIS, "89891234567", 403, "Forbidden", IVAN, None),  # From forged as another SIM
 ], ids=["wrong password", "inactive SIM", "inactive manager", "international", "premium",
-        "kazakhstan", "unparsable", "forged From"])
+        "kazakhstan", "kazakhstan +7 6xx", "unparsable", "outside russian ranges", "forged From"])
 def test_refused_calls_never_reach_a_carrier(stack, sipp, carriers_silent, sim, called, code,
                                              reason, caller, password):
     sim_refused(sipp, stack, sim, called, code, reason, caller, password).run()

@@ -98,3 +98,48 @@ def test_header_parsing():
     assert original_called("<sip:2@b>, <sip:1@a>", None) == "1"
     assert original_called(None, "<sip:1@a>;index=1, <sip:2@b>;index=1.1") == "1"
     assert original_called(None, None) is None
+
+
+# -- the destination policy, as the carrier will read the number (issue 12.1) -------------
+
+FORMATS = ("e164", "plus_less", "national", "ten_digit")
+INTERNATIONAL_PREFIX = "810"
+
+
+@settings(max_examples=1500, deadline=None)  # phonenumbers loads region metadata lazily
+@given(st.one_of(st.from_regex(r"\A\+?[0-9]{3,16}\Z"),
+                 st.from_regex(r"\A(8|7|\+7)?[0-9]{10}\Z")),
+       st.sampled_from(FORMATS))
+def test_a_domestic_number_is_written_as_a_domestic_number_for_every_trunk(dialled, fmt):
+    """For every number a SIM can dial: what the policy calls domestic is, once written for
+    the trunk, read back by the carrier as that very number, a valid Russian one, and never
+    carries the international prefix."""
+    number = to_e164(dialled)
+    if number is None or phone.destination_class(number) != phone.DOMESTIC:
+        return
+    written = phone.for_trunk(number, fmt)
+    assert phone.as_carrier_reads(written, fmt) == number
+    assert not written.startswith(INTERNATIONAL_PREFIX)
+    parsed = phonenumbers.parse(number, None)
+    assert phonenumbers.is_valid_number(parsed)
+    assert phonenumbers.region_code_for_number(parsed) == "RU"
+    if fmt == "national":  # 8 + ten digits is how Russia dials its own numbers
+        assert re.fullmatch(r"8[0-9]{10}", written)
+        assert to_e164(written) == number
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.from_regex(r"\A(8|7|\+7)?[0-9]{10}\Z"), st.sampled_from(FORMATS))
+def test_a_plus7_number_outside_russian_ranges_is_never_domestic(dialled, fmt):
+    number = to_e164(dialled)
+    if number is None or not number.startswith("+7"):
+        return
+    parsed = phonenumbers.parse(number, None)
+    russian = phonenumbers.is_valid_number(parsed) and phonenumbers.region_code_for_number(parsed) == "RU"
+    if not russian or number[2] in "67":
+        assert phone.destination_class(number) != phone.DOMESTIC
+
+
+def test_kazakhstan_shares_plus7():
+    assert phone.destination_class("+76012345678") == phone.KAZAKHSTAN
+    assert phone.destination_class("+77012345678") == phone.KAZAKHSTAN
