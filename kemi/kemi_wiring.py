@@ -11,6 +11,7 @@ from .adapter import (AUTH_FAILED, DIALOG_TRUNK_VAR, FAILURE_ROUTE_INDIALOG_AUTH
                       TRUNK_NETWORKS_VAR, TRUNKS_LOADED_VAR, Router)
 
 MAX_FORWARDS = 10
+CARRIER_VAR, SIM_CONTACT_VAR = "$dlg_var(carrier)", "$dlg_var(sim)"  # as in kamailio.cfg
 SANITY_CHECKS, SANITY_URIS = 17895, 7
 EXIT = -255  # KEMI: stop processing the message
 
@@ -61,8 +62,14 @@ class KemiRouter(Router):
         fields = " ".join(NULL if value is None else str(value)
                           for value in (get(name) for name in REQUEST_FIELDS.split()))
         answer = self.route_initial(msg, fields)
+        if answer == RELAY:
+            ksr.pv.sets(CARRIER_VAR, "callee")
+            self._hide_sim_contact()
         if answer == RELAY_TO_SIM:
             ksr.tm.t_on_branch("ksr_branch_to_sim")
+            if trunk:
+                ksr.pv.sets(CARRIER_VAR, "caller")
+                ksr.tm.t_on_reply("ksr_from_sim_to_carrier")
         if answer in (RELAY, RELAY_TO_SIM):
             self._relay_initial(to_sim=answer == RELAY_TO_SIM)
         elif answer == AUTH_FAILED:
@@ -152,6 +159,9 @@ class KemiRouter(Router):
             ksr.textops.subst_hf("To", "/^[^<]*</</", "f")
             if ksr.pv.get(DIALOG_TRUNK_VAR) is not None and ksr.rr.is_direction("downstream") > 0:
                 ksr.tm.t_on_failure(FAILURE_ROUTE_INDIALOG_AUTH)
+            carrier = ksr.pv.get(CARRIER_VAR)
+            if carrier is not None:
+                self._within_carrier_dialog(carrier)
             ksr.tm.t_relay()
             return 1
         if method == "ACK":
@@ -159,6 +169,33 @@ class KemiRouter(Router):
                 ksr.tm.t_relay()
             return 1
         ksr.sl.send_reply(404, "Not Here")
+        return 1
+
+    def _hide_sim_contact(self) -> None:
+        """kamailio.cfg's route HIDE_SIM_CONTACT."""
+        ksr = self.ksr
+        if ksr.hdr.is_present("Contact") > 0:
+            ksr.pv.sets(SIM_CONTACT_VAR, ksr.pv.get("$(ct{nameaddr.uri})"))
+            ksr.hdr.remove("Contact")
+            ksr.hdr.append(f"Contact: <sip:{self.config.realm};transport={ksr.pv.get('$pr')}>\r\n")
+
+    def _within_carrier_dialog(self, carrier: str) -> None:
+        """kamailio.cfg's route WITHIN_CARRIER_DIALOG."""
+        ksr = self.ksr
+        downstream = ksr.rr.is_direction("downstream") > 0
+        if downstream == (carrier == "caller"):  # from the carrier, toward the SIM
+            sim = ksr.pv.get(SIM_CONTACT_VAR)
+            if sim is not None:
+                ksr.pv.sets("$ru", sim)
+            ksr.tm.t_on_reply("ksr_from_sim_to_carrier")
+        else:
+            self._hide_sim_contact()
+
+    def ksr_from_sim_to_carrier(self, msg) -> int:
+        """kamailio.cfg's onreply_route FROM_SIM_TO_CARRIER."""
+        status = int(self.ksr.pv.get("$rs") or 0)
+        if 101 <= status <= 299:  # provisional (but 100) and success replies carry a Contact
+            self._hide_sim_contact()
         return 1
 
     def ksr_branch_to_sim(self, msg) -> int:

@@ -27,8 +27,8 @@ def shows_client(district: str, client: str = CLIENT) -> tuple[Check, ...]:
     return (Check("From", f'^ *"{literal(district)}" <sip:{literal(client)}@'),)
 
 
-def call_from_trunk(sipp, called, caller=CLIENT, ip=TRUNK_IP):
-    return sipp("inbound_call", "trunk_uac.xml", local_ip=ip,
+def call_from_trunk(sipp, called, caller=CLIENT, ip=TRUNK_IP, checks=()):
+    return sipp("inbound_call", "trunk_uac.xml", local_ip=ip, checks=checks,
                 keys={"called": called, "caller": caller})
 
 
@@ -38,9 +38,9 @@ def refused(sipp, code, reason, called, caller=CLIENT, ip=TRUNK_IP):
                 values={"CODE": str(code), "REASON": reason})
 
 
-def answering_sim(sipp, port, checks=()):
+def answering_sim(sipp, port, checks=(), sim=None):
     return sipp("inbound_call", "sim_uas.xml", local_ip=SIM_IP, local_port=port,
-                checks=checks).start()
+                checks=checks, service=sim).start()
 
 
 # -- registration ------------------------------------------------------------------
@@ -59,8 +59,12 @@ def test_wrong_password_is_refused_403(stack, sipp):
 
 def test_did_rings_the_district_manager_showing_the_client(register, sipp):
     register(OLGA, FIRST_PORT)
-    sim = answering_sim(sipp, FIRST_PORT, shows_client("Krasnodar"))
-    call_from_trunk(sipp, KRASNODAR_DID).run()
+    sim = answering_sim(sipp, FIRST_PORT, shows_client("Krasnodar"), sim=OLGA)
+    # The carrier never learns who answered: the SIM's Contact (its MSISDN, its port) is
+    # replaced by the proxy's realm; the BYE still reaches the SIM.
+    call_from_trunk(sipp, KRASNODAR_DID, checks=(
+        Check("Contact", "9181110", present=False),
+        Check("Contact", f":{FIRST_PORT}[;>]", present=False))).run()
     sim.succeeded()
 
 

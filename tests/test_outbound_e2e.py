@@ -37,7 +37,10 @@ def shows(number: str, carrier_ip: str, client: str = CLIENT) -> tuple[Check, ..
             # the identity headers the SIM sent are gone
             Check("P-Asserted-Identity", "79990000000", present=False),
             Check("P-Preferred-Identity", ".", present=False),
-            Check("Remote-Party-ID", ".", present=False))
+            Check("Remote-Party-ID", ".", present=False),
+            # the SIM itself stays hidden: neither its MSISDN nor its port in the Contact
+            Check("Contact", "9181110", present=False),
+            Check("Contact", f":({SIM_PORT}|{OTHER_SIM_PORT})[;>]", present=False))
 
 
 def carrier(sipp, ip, checks=(), flow="outbound_call", name="trunk_uas.xml"):
