@@ -221,6 +221,7 @@ class Bench:
         # Each configuration on its own port: all run at once, measured in turns.
         config = replace(Config(), sip_port=PROXY_PORT + list(CONFIGS).index(name), children=4,
                          flood_reqs=0,  # every SIM sends from 127.0.0.1
+                         tls_port=0,  # the configurations run at once: no port to share
                          log_level=1, dsn=self.cluster.dsn, state_dir=str(self.work),
                          wiring="kemi" if name == "python-kemi" else "native")
         defines = {"SQLCON": f'"pbx=>postgres://postgres@127.0.0.1:{self.cluster.port}/pbx"'} \

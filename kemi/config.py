@@ -18,7 +18,12 @@ class ConfigError(ValueError):
 class Config:
     # SIP: where the proxy listens and the digest realm the SIMs authenticate in.
     sip_addr: str = "127.0.0.1"
-    sip_port: int = 5060
+    sip_port: int = 5060  # UDP and TCP
+    # TLS for SIMs, 0 turns it off; a certificate and key in PEM (empty: a self-signed pair
+    # made in state_dir/tls at start, good for tests and demos only).
+    tls_port: int = 5061
+    tls_cert: str = ""
+    tls_key: str = ""
     realm: str = "pbx.local"
     children: int = 4  # SIP worker processes (UDP)
     log_level: int = 2  # Kamailio debug level: 1 notice, 2 info, 3 debug
@@ -51,6 +56,12 @@ class Config:
     wiring: str = "native"
 
     @property
+    def tls_files(self) -> tuple[str, str]:
+        """The certificate and key Kamailio is given (the generated pair unless set)."""
+        tls_dir = Path(self.state_dir) / "tls"
+        return (self.tls_cert or str(tls_dir / "cert.pem"), self.tls_key or str(tls_dir / "key.pem"))
+
+    @property
     def pg_socket_dir(self) -> str:
         return str(Path(self.state_dir) / "run")
 
@@ -79,7 +90,7 @@ class Config:
         return config
 
     def validate(self) -> None:
-        for key, low, high in (("sip_port", 1, 65535), ("pg_port", 1, 65535),
+        for key, low, high in (("sip_port", 1, 65535), ("pg_port", 1, 65535), ("tls_port", 0, 65535),
                                ("children", 1, 64), ("cache_size", 1, 10**8),
                                ("no_answer_ms", 100, 600000), ("ring_ms", 100, 3600000),
                                ("db_timeout_ms", 10, 60000), ("db_max_waiting", 1, 64),
@@ -92,6 +103,12 @@ class Config:
             raise ConfigError(f"PBX_WIRING={self.wiring!r}: must be native or kemi")
         if self.cache_ttl_s <= 0:
             raise ConfigError(f"PBX_CACHE_TTL_S={self.cache_ttl_s!r}: must be positive")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError(f"PBX_TLS_CERT={self.tls_cert!r}, PBX_TLS_KEY={self.tls_key!r}: "
+                              f"give both or neither")
+        for key in ("tls_cert", "tls_key"):
+            if getattr(self, key) and not Path(getattr(self, key)).is_file():
+                raise ConfigError(f"PBX_{key.upper()}={getattr(self, key)!r}: no such file")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", self.realm):
             # kamailio.cfg gets it as a define too (-A REALM=...): a host name, nothing else.
             raise ConfigError(f"PBX_REALM={self.realm!r}: must be a host name (letters, digits, . and -)")

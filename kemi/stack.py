@@ -159,6 +159,17 @@ def sip_ping(host: str, port: int, timeout: float = 0.5, source: str = "127.0.0.
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
 
 
+def self_signed_certificate(cert: str, key: str, name: str) -> None:
+    """A self-signed certificate for `name`, made once (tests and demos: SIMs that verify
+    the proxy need a real certificate, PBX_TLS_CERT and PBX_TLS_KEY)."""
+    if Path(cert).is_file() and Path(key).is_file():
+        return
+    Path(cert).parent.mkdir(parents=True, exist_ok=True)
+    _run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "825",
+          "-subj", f"/CN={name}", "-keyout", key, "-out", cert], "openssl (TLS certificate)")
+    os.chmod(key, 0o600)
+
+
 class Kamailio:
     """Kamailio in the foreground (-DD -E) with every runtime path under run_dir."""
 
@@ -178,9 +189,16 @@ class Kamailio:
         # -x tlsf: Kamailio's default allocator (qm) searches its free lists linearly and
         # was a quarter of all CPU under load (perf); TLSF is constant time. Measured by
         # make bench-sip, which starts every configuration with this same command.
+        # --atexit=no: with OpenSSL 3 the atexit handlers crash at shutdown (tls README).
+        tls = []
+        if c.tls_port:
+            cert, key = c.tls_files
+            tls = ["-A", "WITH_TLS", "-A", f"LISTEN_TLS=tls:{c.sip_addr}:{c.tls_port}",
+                   "-A", f'TLS_CERT="{cert}"', "-A", f'TLS_KEY="{key}"']
         return [KAMAILIO, "-f", str(self.cfg), "-DD", "-E", "-Y", str(self.run_dir),
-                "-x", "tlsf", "-m", "1024", "-M", "32",
+                "-x", "tlsf", "-m", "1024", "-M", "32", "--atexit=no",
                 "-A", f"LISTEN=udp:{c.sip_addr}:{c.sip_port}",
+                "-A", f"LISTEN_TCP=tcp:{c.sip_addr}:{c.sip_port}", *tls,
                 "-A", f"CHILDREN={c.children}",
                 "-A", f"LOGLEVEL={c.log_level}",
                 "-A", f'REALM="{c.realm}"',
@@ -193,6 +211,8 @@ class Kamailio:
 
     def start(self, timeout: float = 30.0) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.tls_port and not self.config.tls_cert:
+            self_signed_certificate(*self.config.tls_files, self.config.realm)
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
                "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8", **self.config.environ()}
         stderr = open(self.log_path, "ab") if self.log_path else None

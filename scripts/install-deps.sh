@@ -3,8 +3,8 @@
 set -euo pipefail
 
 PACKAGES=(
-  kamailio kamailio-python3-modules kamailio-postgres-modules
-  sip-tester sipsak
+  kamailio kamailio-python3-modules kamailio-postgres-modules kamailio-tls-modules
+  sip-tester sipsak stunnel4 openssl fail2ban
   postgresql-15 postgresql-client-15
   python3
   python3-psycopg2 python3-cachetools python3-phonenumbers

@@ -27,7 +27,8 @@ UNTRUSTED_IP = "127.0.0.3"
 NATIONAL_TRUNK_IP = "127.0.0.4"  # south-link (8XXXXXXXXXX, accepts foreign caller IDs)
 STRICT_TRUNK_IP = "127.0.0.5"  # west-line (accepts only its own numbers)
 TRUNK_PORT = 5060  # where every test carrier receives calls (trunk.egress_port)
-PROXY_PORT = 15060
+PROXY_PORT = 15060  # UDP and TCP
+PROXY_TLS_PORT = 15061
 
 
 def free_port() -> int:
@@ -63,6 +64,7 @@ def stack():
     os.chmod(state, 0o755)
     # PBX_TEST_WIRING=kemi runs the whole suite through the full-KEMI wiring.
     config = replace(Config(), state_dir=str(state), sip_port=PROXY_PORT, pg_port=free_port(),
+                     tls_port=PROXY_TLS_PORT,
                      wiring=os.environ.get("PBX_TEST_WIRING", "native"),
                      children=4, no_answer_ms=1000, ring_ms=2000,
                      cache_ttl_s=60.0,  # long: live changes must come from notifications
@@ -89,8 +91,8 @@ def sipp(stack, tmp_path):
     """Factory of SIPp far ends aimed at the proxy; stops any still running at the end."""
     started: list[Sipp] = []
 
-    def make(flow: str, name: str, **kwargs) -> Sipp:
-        far_end = Sipp(flow, name, tmp_path, remote=stack.remote, **kwargs)
+    def make(flow: str, name: str, remote_override: str | None = None, **kwargs) -> Sipp:
+        far_end = Sipp(flow, name, tmp_path, remote=remote_override or stack.remote, **kwargs)
         started.append(far_end)
         return far_end
 

@@ -1,20 +1,23 @@
-"""SIP over a plain UDP socket, for forged, malformed and hostile messages SIPp cannot write,
-and a small digest client (RFC 2617, qop=auth) for guessing passwords as an attacker would."""
+"""SIP over plain sockets (UDP, TCP, TLS), for forged, malformed and hostile messages SIPp
+cannot write, and a small digest client (RFC 2617, qop=auth) for guessing passwords as an
+attacker would, or for a phone that keeps its TLS connection open as mobile SIMs do."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import socket
+import ssl
 import uuid
 
 
 def build(method: str, ruri: str, source: tuple[str, int], *, from_uri: str, to_uri: str,
           to_tag: str | None = None, headers: tuple[str, ...] = (), cseq: str | None = None,
-          call_id: str | None = None, contact: str | None = None, from_tag: str | None = None) -> str:
+          call_id: str | None = None, contact: str | None = None, from_tag: str | None = None,
+          transport: str = "UDP") -> str:
     ip, port = source
     lines = [f"{method} {ruri} SIP/2.0",
-             f"Via: SIP/2.0/UDP {ip}:{port};branch=z9hG4bK{uuid.uuid4().hex[:16]};rport",
+             f"Via: SIP/2.0/{transport} {ip}:{port};branch=z9hG4bK{uuid.uuid4().hex[:16]};rport",
              "Max-Forwards: 70",
              f"From: <{from_uri}>;tag={from_tag or uuid.uuid4().hex[:10]}",
              f"To: <{to_uri}>" + (f";tag={to_tag}" if to_tag else ""),
@@ -73,13 +76,29 @@ def digest(challenge: str, method: str, uri: str, user: str, password: str,
 
 
 class Phone:
-    """One UDP socket playing a SIP phone (or an attacker) toward the proxy."""
+    """One socket playing a SIP phone (or an attacker) toward the proxy: a UDP socket, or a
+    TCP or TLS connection kept open (the proxy reaches a SIM back on it)."""
 
-    def __init__(self, source: tuple[str, int], proxy: tuple[str, int], timeout: float = 2.0):
-        self.source, self.proxy = source, proxy
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(source)
+    def __init__(self, source: tuple[str, int], proxy: tuple[str, int], timeout: float = 2.0,
+                 transport: str = "udp"):
+        self.source, self.proxy, self.transport = source, proxy, transport
+        if transport == "udp":
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(source)
+        else:
+            self.sock = socket.create_connection(proxy, timeout=timeout, source_address=source)
+            if transport == "tls":
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE  # the proxy's test certificate is self-signed
+                self.sock = context.wrap_socket(self.sock)
+            self.source = self.sock.getsockname()
         self.sock.settimeout(timeout)
+        self._buffer = b""
+
+    @property
+    def via_transport(self) -> str:
+        return self.transport.upper()
 
     def close(self) -> None:
         self.sock.close()
@@ -90,16 +109,42 @@ class Phone:
     def __exit__(self, *_exc) -> None:
         self.close()
 
+    def write(self, message: str) -> None:
+        if self.transport == "udp":
+            self.sock.sendto(message.encode(), self.proxy)
+        else:
+            self.sock.sendall(message.encode())
+
+    def read(self) -> str | None:
+        """The next whole SIP message (framed by Content-Length on a stream), None on timeout."""
+        try:
+            if self.transport == "udp":
+                return self.sock.recv(65535).decode(errors="replace")
+            while b"\r\n\r\n" not in self._buffer:
+                chunk = self.sock.recv(65535)
+                if not chunk:
+                    return None
+                self._buffer += chunk
+            head, _, rest = self._buffer.partition(b"\r\n\r\n")
+            length = re.search(rb"^(?:Content-Length|l)\s*:\s*(\d+)", head, re.M | re.I)
+            size = int(length.group(1)) if length else 0
+            while len(rest) < size:
+                chunk = self.sock.recv(65535)
+                if not chunk:
+                    return None
+                rest += chunk
+            self._buffer = rest[size:]
+            return (head + b"\r\n\r\n" + rest[:size]).decode(errors="replace")
+        except (socket.timeout, TimeoutError):
+            return None
+
     def send(self, message: str) -> str | None:
         """The first final response to message, None when nothing answers (a ban)."""
-        self.sock.sendto(message.encode(), self.proxy)
-        try:
-            while True:
-                reply = self.sock.recv(65535).decode(errors="replace")
-                if not reply.startswith("SIP/2.0 1"):
-                    return reply
-        except socket.timeout:
-            return None
+        self.write(message)
+        while True:
+            reply = self.read()
+            if reply is None or not reply.startswith("SIP/2.0 1"):
+                return reply
 
     def request(self, method: str, user: str, called: str | None = None, *,
                 password: str | None = None, contact: str | None = None,
@@ -107,16 +152,19 @@ class Phone:
         """A REGISTER (called None) or INVITE as `user`, challenged once and answered with
         `password` when one is given: (status line of the last answer, that answer)."""
         proxy = f"{self.proxy[0]}:{self.proxy[1]}"
-        ruri = f"sip:{proxy}" if called is None else f"sip:{called}@{proxy}"
+        params = "" if self.transport == "udp" else f";transport={self.transport}"
+        ruri = f"sip:{proxy}{params}" if called is None else f"sip:{called}@{proxy}{params}"
         aor = f"sip:{user}@pbx.local"
         to_uri = aor if called is None else f"sip:{called}@pbx.local"
         call_id, tag = uuid.uuid4().hex, uuid.uuid4().hex[:10]
         extra = ("Expires: 600",) if method == "REGISTER" else ()
+        contact = contact or f"<sip:{user}@{self.source[0]}:{self.source[1]}{params}>"
 
         def message(cseq: int, auth: tuple[str, ...] = ()) -> str:
             return build(method, ruri, self.source, from_uri=aor, to_uri=to_uri,
                          call_id=call_id, from_tag=tag, cseq=f"{cseq} {method}",
-                         contact=contact, headers=(*headers, *extra, *auth))
+                         contact=contact, headers=(*headers, *extra, *auth),
+                         transport=self.via_transport)
 
         reply = self.send(message(1))
         if reply is not None and password is not None and reply.split(" ", 2)[1] in ("401", "407"):
@@ -137,4 +185,15 @@ class Phone:
         lines = [f"ACK {ruri} SIP/2.0", f"Via: {via}", "Max-Forwards: 70",
                  f"From: <{aor}>;tag={tag}", f"To: {to}", f"Call-ID: {call_id}",
                  f"CSeq: {cseq} ACK", "Content-Length: 0", "", ""]
-        self.sock.sendto("\r\n".join(lines).encode(), self.proxy)
+        self.write("\r\n".join(lines))
+
+    def answer(self, request: str, status: str, to_tag: str) -> None:
+        """Answer a request the proxy sent: its Via, From, Call-ID, CSeq and Record-Route
+        copied (RFC 3261 8.2.6), the To tagged."""
+        keep = [line for line in request.split("\r\n")[1:]
+                if re.match(r"(Via|v|From|f|Call-ID|i|CSeq|Record-Route)\s*:", line, re.I)]
+        to = header(request, "To") or header(request, "t")
+        lines = [f"SIP/2.0 {status}", *keep, f"To: {to};tag={to_tag}",
+                 f"Contact: <sip:{self.source[0]}:{self.source[1]};transport={self.transport}>",
+                 "Content-Length: 0", "", ""]
+        self.write("\r\n".join(lines))

@@ -87,7 +87,7 @@ class Sipp:
                  checks: tuple[Check, ...] = (), values: dict[str, str] | None = None,
                  service: str | None = None,
                  auth: tuple[str, str] | None = None, calls: int = 1, rate: float | None = None,
-                 timeout_s: int = 20):
+                 timeout_s: int = 20, transport: str | None = None):
         self.label = f"{flow}/{name}@{local_ip}:{local_port or 'any'}"
         self.work_dir = work_dir
         self.local_ip, self.local_port = local_ip, local_port
@@ -103,6 +103,9 @@ class Sipp:
                      "-trace_msg", "-message_file", str(self.message_file)]
         if local_port:
             self.args += ["-p", str(local_port)]
+        self.udp = transport in (None, "u1")
+        if transport:  # sipp -t: u1 (default), t1 (one TCP connection), ...
+            self.args += ["-t", transport]
         if rate:
             self.args += ["-r", str(rate), "-rp", "1000"]
         if service:
@@ -117,7 +120,7 @@ class Sipp:
     def start(self, ready_timeout: float = 5.0) -> "Sipp":
         self.process = subprocess.Popen(self.args, cwd=self.work_dir, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if self.local_port:  # a far end is ready once its port is bound
+        if self.local_port and self.udp:  # a far end is ready once its port is bound
             deadline = time.monotonic() + ready_timeout
             while not udp_bound(self.local_ip, self.local_port):
                 if self.process.poll() is not None or time.monotonic() > deadline:

@@ -53,9 +53,9 @@ def test_route_initial_gets_the_fields_the_adapter_parses_and_acts_on_its_answer
     answers = call.group(2)
     for code, route in ((adapter.RELAY, "RELAY_INITIAL"), (adapter.RELAY_TO_SIM, "RELAY_INITIAL"),
                         (adapter.AUTH_FAILED, "AUTH_FAILED")):
-        branch = re.search(rf"\$rc == {code}\) \{{(.*?)\}}", answers, re.S)
+        branch = re.search(rf"\$rc == {code}\) \{{(.*?)\n\t\}}", answers, re.S)
         assert branch and f"route({route});" in branch.group(1), (code, route)
-    assert 't_on_branch("TO_SIM")' in re.search(rf"\$rc == {adapter.RELAY_TO_SIM}\) \{{(.*?)\}}",
+    assert 't_on_branch("TO_SIM")' in re.search(rf"\$rc == {adapter.RELAY_TO_SIM}\) \{{(.*?)\n\t\}}",
                                                 answers, re.S).group(1)
     relay = CFG[CFG.index("route[RELAY_INITIAL]"):]
     relay = relay[:relay.index("\n}")]
