@@ -2,7 +2,7 @@
 # tests import kemi exactly as the proxy does.
 PYTHON := /usr/bin/python3
 
-.PHONY: deps run test unit bench bench-sip
+.PHONY: deps run test unit bench bench-sip bench-abuse
 
 deps:
 	bash scripts/install-deps.sh
@@ -28,3 +28,7 @@ bench: deps
 # (results/ gets results.json, results.md, chart.png). QUICK=1 for the 2-minute version.
 bench-sip: deps
 	$(PYTHON) -m benchmarks.sip_bench $(if $(QUICK),--quick,)
+
+# What password guessing and floods get out of the proxy and cost it (README, Security).
+bench-abuse: deps
+	$(PYTHON) -m benchmarks.abuse_bench

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
 import time
 import uuid
 
 import pytest
+
+from kemi.config import ROOT
 
 from . import rawsip
 from .conftest import (NATIONAL_TRUNK_IP, SIM_IP, TRUNK_IP, TRUNK_PORT, demo_password)
@@ -319,3 +322,24 @@ def test_the_refusal_log_counts_the_lines_it_suppressed(stack):
             break
         time.sleep(0.02)
     assert len(lines) + sum(map(int, lines)) == refusals + 1, lines
+
+
+def test_fail2ban_reads_the_proxys_bans(stack, forget):
+    """scripts/fail2ban/cloud-pbx.conf finds the banned source in Kamailio's own log."""
+    attacker = "127.0.0.22"
+    for table, key in (("ipban", attacker), ("authfail", attacker),
+                       ("authfail", "u:" + DENIS_SPARE)):
+        forget(table, key)
+    offset = stack.log.stat().st_size
+    with phone(stack, attacker) as p:
+        for i in range(stack.config.auth_failures):
+            p.request("REGISTER", DENIS_SPARE, password=f"guess-{i}")
+    assert logged(stack, offset, rf"banned source={re.escape(attacker)} ")
+    excerpt = stack.log.parent / "fail2ban-excerpt.log"
+    excerpt.write_text(log_since(stack, offset))
+    done = subprocess.run(["fail2ban-regex", "--print-all-matched", str(excerpt),
+                           str(ROOT / "scripts" / "fail2ban" / "cloud-pbx.conf")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"Lines: \d+ lines, \d+ ignored, 1 matched", done.stdout), done.stdout
+    assert attacker in done.stdout
