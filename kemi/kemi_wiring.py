@@ -6,13 +6,17 @@ route of the same name, abuse limits included, so that both are measured doing t
 
 from __future__ import annotations
 
+import re
+
 from .adapter import (AUTH_FAILED, DIALOG_TRUNK_VAR, FAILURE_ROUTE_INDIALOG_AUTH,
                       IDENTITY_HEADERS, NULL, RELAY, RELAY_TO_SIM, REQUEST_FIELDS,
                       TRUNK_NETWORKS_VAR, TRUNKS_LOADED_VAR, Router)
 
 MAX_FORWARDS = 10
 CARRIER_VAR, SIM_CONTACT_VAR = "$dlg_var(carrier)", "$dlg_var(sim)"  # as in kamailio.cfg
-SANITY_CHECKS, SANITY_URIS = 17895, 7
+SANITY_CHECKS, SANITY_URIS = 18277, 7  # as kamailio.cfg route REQINIT
+FIELD_MAX = 256
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 EXIT = -255  # KEMI: stop processing the message
 
 
@@ -83,13 +87,17 @@ class KemiRouter(Router):
         if ksr.maxfwd.process_maxfwd(MAX_FORWARDS) < 0:
             ksr.sl.send_reply(483, "Too Many Hops")
             return EXIT
+        get = self.ksr.pv.get
+        if get("$ru") is None and _SCHEME.match(get("$(mb{s.select,1, })") or ""):
+            return self._refuse_here(416, "Unsupported URI Scheme")
         if ksr.sanity.sanity_check(SANITY_CHECKS, SANITY_URIS) < 0:
             self.refused_here(None, "400 malformed request")
             return EXIT
-        get = self.ksr.pv.get
-        if len(get("$rU") or "") > 64:
+        if (get("$cl") or 0) > (get("$(rb{s.len})") or 0):  # the body may hold NUL octets
+            return self._refuse_here(400, "Content-Length Larger Than Message")
+        if len(get("$rU") or "") > FIELD_MAX:
             return self._refuse_here(414, "Request-URI Too Long")
-        if len(get("$fU") or "") > 64 or len(get("$fd") or "") > 255:
+        if len(get("$fU") or "") > FIELD_MAX or len(get("$fd") or "") > 255:
             return self._refuse_here(400, "From Too Long")
         return None
 

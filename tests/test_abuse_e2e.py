@@ -31,7 +31,7 @@ def forget(stack):
     yield lambda table, key: keys.append((table, key))
     for table, key in keys:
         try:
-            stack.proxy.rpc("htable.delete", table, key)
+            stack.proxy.rpc("htable.delete", table, "s:" + key)  # s: a string, even "+7918..."
         except Exception:
             pass  # already expired or never set
 
