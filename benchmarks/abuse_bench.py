@@ -27,7 +27,7 @@ from kemi.config import ROOT, Config
 from kemi.stack import Kamailio, PostgresCluster, prepare_database, with_children
 
 from benchmarks.sip_bench import cpu_seconds, udp_receive_errors
-from tests import rawsip
+from harness import rawsip
 
 PROXY_PORT = 15090
 # sql/demo.sql: Ivan's SIM is guessed at, Boris's calls out during the floods.

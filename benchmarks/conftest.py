@@ -11,7 +11,7 @@ import pytest
 
 from kemi import db
 from kemi.stack import PostgresCluster
-from tests.conftest import free_port
+from kemi.stack import free_port
 
 
 @pytest.fixture(scope="session")

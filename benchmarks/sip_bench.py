@@ -27,8 +27,8 @@ from pathlib import Path
 from kemi import db
 from kemi.config import ROOT, Config
 from kemi.stack import Kamailio, PostgresCluster, with_children
-from tests.conftest import free_port
-from tests.sipp import SIPP, Check, render, udp_bound
+from kemi.stack import free_port
+from harness.sipp import SIPP, Check, render, udp_bound
 
 PERF = ROOT / "sipp" / "perf"
 BASELINE = PERF / "baseline.json"

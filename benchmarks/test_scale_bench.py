@@ -1,8 +1,9 @@
 """Table size must not matter (make bench): 1,000,000 DIDs and 100,000 SIMs.
 
-Prints: data set generation time; a cache miss (one indexed query) on 1M DIDs; a cache
-hit on 1M DIDs beside the same hit on a 10-row data set; the SIM snapshot's load time and
-memory; the memory of a full DID cache. Figures, not pass/fail."""
+Prints: data set generation time; a DID plan miss (one indexed query) on 1M DIDs; a lookup
+on 1M DIDs beside the same on a 10-row data set; the plans' load time and memory; what one
+SIM's, one manager's, one district's and one DID's notified change costs a worker, beside
+reloading every SIM; the memory of a full DID plan cache. Figures, not pass/fail."""
 
 from __future__ import annotations
 
@@ -70,45 +71,85 @@ def _explain(dsn):
     return rows
 
 
-@pytest.mark.parametrize("size", ["1M DIDs", "10 DIDs"])
-def test_hit_costs_the_same_whatever_the_table_size(benchmark, big, small, size):
-    directory = Directory(Database(big if size == "1M DIDs" else small), ttl=300, size=10000)
-    number = "+78612000000"
-    directory.did_route(number)
-    assert benchmark(directory.did_route, number) is not None
+def loaded(dsn) -> Directory:
+    directory = Directory(Database(dsn, timeout_ms=5000, listen=True), ttl=300, size=10000)
+    directory.refresh()  # a first connection: every snapshot and the DID index load
+    return directory
 
 
-def test_sim_snapshot_of_100k_sims(benchmark, big):
-    directory = Directory(Database(big), ttl=300, size=10000)
-    snapshot = benchmark.pedantic(directory._fetch_sims, args=("sims",), rounds=3)
-    assert len(snapshot) == DISTRICTS * MANAGERS
+@pytest.fixture(scope="module")
+def big_directory(big):
+    started = time.monotonic()
     tracemalloc.start()
-    kept = directory._fetch_sims("sims")
-    print(f"\nSIM snapshot: {len(kept)} SIMs, {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MiB")
+    directory = loaded(big)
+    memory = tracemalloc.get_traced_memory()[0] / 2**20
     tracemalloc.stop()
+    print(f"\nplans loaded in {time.monotonic() - started:.2f} s: {len(directory.sims)} SIMs, "
+          f"{len(directory._did_numbers)} DIDs indexed, {memory:.1f} MiB "
+          f"(the DID index {(directory._did_numbers.itemsize + directory._did_companies.itemsize) * len(directory._did_numbers) / 2**20:.1f} MiB)")
+    return directory
 
 
-def test_caller_id_owner_snapshot_reloaded_after_a_did_change(benchmark, big):
-    """What a change to the did table costs each worker instead of the SIM snapshot."""
-    directory = Directory(Database(big), ttl=300, size=10000)
-
-    def reload():
-        directory.generation += 1  # as a notified did change does
-        return directory._caller_id_owners()
-    owners = benchmark.pedantic(reload, rounds=3)
-    assert len(owners) >= DISTRICTS  # every district's number at least
-    print(f"\ncaller-ID owners: {len(owners)} numbers")
+@pytest.mark.parametrize("size", ["1M DIDs", "10 DIDs"])
+def test_hit_costs_the_same_whatever_the_table_size(benchmark, big_directory, small, size):
+    directory = big_directory if size == "1M DIDs" else loaded(small)
+    number = "+78612000000"
+    directory.number(number)
+    assert benchmark(directory.number, number).did is not None
 
 
-def test_memory_of_a_full_did_cache(benchmark, big):
-    directory = Directory(Database(big, timeout_ms=2000), ttl=300, size=10000)
+def test_a_number_not_ours_costs_no_query_on_1m_dids(benchmark, big_directory):
+    assert benchmark(big_directory.number, "+79891234567").did_company is None
+
+
+def _apply(directory, payload: str):
+    """A notification as a worker applies it: the keyed reload of what it touched."""
+    def run():
+        directory.db.pending = payload
+        changes = db.Changes()
+        changes.add(payload)
+        directory._apply(changes)
+    return run
+
+
+def test_one_sim_change_at_100k_sims(benchmark, big_directory):
+    username = next(iter(big_directory.sims))
+    benchmark.pedantic(_apply(big_directory, f"sim sim={username}"), rounds=20)
+    assert big_directory.sim(username) is not None
+
+
+def test_one_manager_change_at_100k_sims(benchmark, big_directory):
+    sim = next(iter(big_directory.sims.values())).sim
+    benchmark.pedantic(_apply(big_directory, f"manager manager={sim.manager_id} "
+                                             f"district={sim.district_id}"), rounds=20)
+
+
+def test_one_district_change_at_100k_sims(benchmark, big_directory):
+    sim = next(iter(big_directory.sims.values())).sim
+    benchmark.pedantic(_apply(big_directory, f"district district={sim.district_id}"), rounds=20)
+
+
+def test_one_did_change_at_1m_dids(benchmark, big_directory):
+    benchmark.pedantic(_apply(big_directory, "did did=+78612000001 district=1"), rounds=20)
+    assert big_directory.did_company("+78612000001") is not None
+
+
+def test_every_sim_reloaded_the_old_way(benchmark, big_directory):
+    """What any change cost each worker before keyed notifications: every SIM, again."""
+    benchmark.pedantic(lambda: big_directory._set_all_sims(big_directory.db.sims(everything=True)),
+                       rounds=3)
+    assert len(big_directory.sims) == DISTRICTS * MANAGERS
+
+
+def test_memory_of_a_full_did_plan_cache(benchmark, big_directory):
+    directory = big_directory
 
     def fill():
         for i in range(10000):
-            directory.did_route("+78612" + f"{i * 97:06d}")
+            directory.did("+78612" + f"{i * 97:06d}")
     tracemalloc.start()
     benchmark.pedantic(fill, rounds=1)
-    print(f"\nDID cache at its bound: {len(directory._dids)} entries, "
+    print(f"\nDID plan cache at its bound: {len(directory._dids)} entries, "
           f"{tracemalloc.get_traced_memory()[0] / 2**20:.1f} MiB")
     tracemalloc.stop()
     assert len(directory._dids) == 10000

@@ -1,4 +1,5 @@
-"""The routing decision: a pure function of the request and the routing data, no KSR, no I/O.
+"""The routing decision: a pure function of the request and the facts gathered for it (plans,
+the authentication result), no KSR, no I/O. The failure-route rules are here too.
 
 The routing policy (README "Who may call what" is the same table; each cell has a test):
 
@@ -21,14 +22,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import RoutingData, Sim, Trunk
+from .model import DidPlan, Egress, Hop, Sim, SimPlan, Trunk
 from .phone import (INTERNATIONAL, KAZAKHSTAN, PREMIUM_RATE, UNASSIGNED, as_carrier_reads,
                     destination_class, for_trunk, original_called, to_e164)
 
 
-@dataclass(frozen=True)
-class Call:
-    """What the decision needs to know about an initial request."""
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the decision reads of an initial request."""
 
     method: str
     source_ip: str
@@ -38,202 +39,241 @@ class Call:
     diversion: str | None = None
     history_info: str | None = None
     privacy: str | None = None
-    sim: Sim | None = None  # set once the request passed digest authentication
 
 
-@dataclass(frozen=True)
+class _Unavailable:
+    """The database could not answer, and nothing was cached: an explicit fact."""
+
+    def __repr__(self) -> str:
+        return "UNAVAILABLE"
+
+
+UNAVAILABLE = _Unavailable()
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    """What the routing data says about one number (adapter: Directory.number)."""
+
+    did_company: int | None = None  # the company renting it, when it is a DID
+    did: DidPlan | None | _Unavailable = None  # its plan (looked up only for a DID)
+    sim: SimPlan | None = None  # the SIM whose MSISDN it is
+
+
+NOT_OURS = Number()
+
+
+# Authentication facts, for sources that are not trunks.
+@dataclass(frozen=True, slots=True)
+class Verified:
+    plan: SimPlan
+
+
+NO_CREDENTIALS, STALE, REFUSED = "no credentials", "stale", "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    trunk: Trunk | None  # the trunk the source belongs to
+    auth: Verified | str | None = None  # for any other source
+    numbers: dict | None = None  # E.164 -> Number, for numbers_to_look_up()
+    emergency: Egress | None = None  # the authenticated SIM's emergency egress, when dialled
+
+
+# -- decisions -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     code: int
     reason: str
 
 
-@dataclass(frozen=True)
-class Authenticate:
-    """Verify the digest credentials (challenge when absent), then decide again."""
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """No (or stale) credentials: 407 (401 for REGISTER)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class AuthFailed:
+    """Refused credentials: counted toward a ban and answered 403 by kamailio.cfg."""
+
+
+@dataclass(frozen=True, slots=True)
 class Register:
     """Store the authenticated SIM's contact in the location table."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ring:
     """Ring corporate SIMs one after another (serial hunting)."""
 
     targets: tuple[str, ...]  # SIM usernames, in hunting order
     caller: str  # From user the SIM shows
-    display: str | None  # From display name (the district); None: From is not rewritten
+    display: str | None  # quoted From display name (the district); None: From not rewritten
     pai: str | None  # P-Asserted-Identity user to send on, None to remove it
     via: str  # the trunk the call came in on, or "sim"
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One trunk to try for an outbound call."""
-
-    trunk: str
-    ruri: str
-    auth_username: str | None = None
-    auth_password: str | None = None
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallOut:
-    """An outbound call: the client sees `caller`; trunks are tried in order."""
+    """An outbound call: the client sees `caller`; hops are tried in order."""
 
     called: str  # E.164 (or the emergency short code)
-    caller: str  # From and P-Asserted-Identity user, in the first trunk's format
+    caller: str  # From and P-Asserted-Identity user, in the first hop's format
     anonymous: bool  # the SIM asked for privacy (RFC 3323/3325): From is anonymised
-    attempts: tuple[Attempt, ...]
+    hops: tuple[Hop, ...]
+    emergency: bool = False
 
 
 NUMBER_DIALED_INCORRECTLY = Reply(404, "Number Dialed Incorrectly")
 NOBODY_REACHABLE = Reply(480, "Temporarily Unavailable")
 METHOD_NOT_ALLOWED = Reply(405, "Method Not Allowed")
 NO_ROUTE_OUT = Reply(503, "No Trunk Available")
+DATABASE_DOWN = Reply(503, "Service Unavailable")
 UNKNOWN_CREDENTIALS = Reply(403, "Forbidden")  # the same answer as a wrong password
 # Registrations bind a SIM to where it sends from; a carrier's address is never one.
 REGISTRATION_FROM_TRUNK = Reply(403, "Carriers Do Not Register")
-AUTHENTICATE = Authenticate()
-REGISTER = Register()
+CHALLENGE, AUTH_FAILED, REGISTER = Challenge(), AuthFailed(), Register()
 
 ROUTED_METHODS = frozenset({"INVITE"})
 EMERGENCY_NUMBERS = frozenset({"112", "101", "102", "103", "104"})
 DESTINATION_REFUSALS = {
-    INTERNATIONAL: ("allow_international", Reply(403, "International Calls Disabled")),
-    PREMIUM_RATE: ("allow_premium_rate", Reply(403, "Premium Rate Calls Disabled")),
-    KAZAKHSTAN: ("allow_kazakhstan", Reply(403, "Calls To Kazakhstan Disabled")),
+    INTERNATIONAL: Reply(403, "International Calls Disabled"),
+    PREMIUM_RATE: Reply(403, "Premium Rate Calls Disabled"),
+    KAZAKHSTAN: Reply(403, "Calls To Kazakhstan Disabled"),
     # Outside every assigned Russian range: not a number of ours to call; only a company
     # that may call abroad sends it to the carrier, which has the last word.
-    UNASSIGNED: ("allow_international", NUMBER_DIALED_INCORRECTLY),
+    UNASSIGNED: NUMBER_DIALED_INCORRECTLY,
 }
 PRIVACY_TOKENS = frozenset({"id", "user", "header"})
 
 
-def decide(call: Call, data: RoutingData, region: str = "RU"):
-    """Reply | Authenticate | Register | Ring | CallOut for an initial request."""
-    trunk = data.trunk_for_source(call.source_ip)
-    if call.method == "REGISTER":
-        if trunk is not None:
-            return REGISTRATION_FROM_TRUNK
-        return REGISTER if call.sim else AUTHENTICATE
+def numbers_to_look_up(req: Request, trunk: Trunk | None, region: str = "RU") -> tuple[str, ...]:
+    """The E.164 numbers whose facts decide this request, in the order they are tried: from
+    a trunk, the number the client first dialled (forwarded calls), then the Request-URI's;
+    from a SIM, the number it dialled (none for emergency short codes)."""
     if trunk is not None:
-        return _from_trunk(call, trunk, data, region)
-    if call.sim is None:
-        return AUTHENTICATE
-    return _from_sim(call, call.sim, data, region)
+        if req.method not in ROUTED_METHODS:
+            return ()
+        found = []
+        for raw in (original_called(req.diversion, req.history_info), req.ruri_user):
+            number = to_e164(raw, region)
+            if number is not None and number not in found:
+                found.append(number)
+        return tuple(found)
+    if req.method not in ROUTED_METHODS or (req.ruri_user or "") in EMERGENCY_NUMBERS:
+        return ()
+    number = to_e164(req.ruri_user, region)
+    return (number,) if number else ()
 
 
-# -- inbound: a carrier's trunk ------------------------------------------------------
+def decide(req: Request, facts: Facts, region: str = "RU"):
+    """Reply | Challenge | AuthFailed | Register | Ring | CallOut for an initial request."""
+    if facts.trunk is not None:
+        return _from_trunk(req, facts, region)
+    auth = facts.auth
+    if auth in (NO_CREDENTIALS, STALE) or auth is None:
+        return CHALLENGE
+    if auth == REFUSED:
+        return AUTH_FAILED
+    plan = auth.plan
+    if plan.refusal is not None:
+        return plan.refusal
+    if req.method == "REGISTER":
+        return REGISTER
+    return _from_sim(req, plan, facts, region)
 
-def _from_trunk(call: Call, trunk: Trunk, data: RoutingData, region: str):
-    if call.method == "OPTIONS":
+
+# -- inbound: a carrier's trunk ------------------------------------------------------------
+
+def _from_trunk(req: Request, facts: Facts, region: str):
+    if req.method == "REGISTER":
+        return REGISTRATION_FROM_TRUNK
+    if req.method == "OPTIONS":
         return Reply(200, "OK")
-    if call.method not in ROUTED_METHODS:
+    if req.method not in ROUTED_METHODS:
         return METHOD_NOT_ALLOWED
     # A forwarded call rings the district the client dialled, not the forwarding target.
-    for raw in (original_called(call.diversion, call.history_info), call.ruri_user):
-        number = to_e164(raw, region)
-        if number is None:
-            continue
-        route = data.did_route(number)
-        if route is not None and route.district_active:
-            return _ring(call, route.hunt, route.district_name, trunk.name, region)
-        sim = data.sim(number)
-        if sim is not None and sim.active:
-            return _ring(call, (sim.username,), sim.district_name, trunk.name, region)
+    for number in numbers_to_look_up(req, facts.trunk, region):
+        known = facts.numbers.get(number, NOT_OURS)
+        if known.did is UNAVAILABLE:
+            return DATABASE_DOWN  # ours, but its plan was never cached: no guessing
+        if known.did is not None and known.did.active:
+            return _ring(req, known.did.targets, known.did.display, facts.trunk.name, region)
+        if known.sim is not None and known.sim.refusal is None:
+            return _ring(req, (known.sim.username,), known.sim.display, facts.trunk.name, region)
     return NUMBER_DIALED_INCORRECTLY
 
 
-def _ring(call: Call, targets: tuple[str, ...], district: str, via: str, region: str):
+def _ring(req: Request, targets: tuple[str, ...], display: str, via: str, region: str):
     if not targets:
         return NOBODY_REACHABLE
     # The manager must be able to call back: show the number in E.164; anonymous and
     # unparsable callers are shown as they came.
-    caller = to_e164(call.from_user, region) or call.from_user or "anonymous"
-    pai = (to_e164(call.pai_user, region) or call.pai_user) if call.pai_user else None
-    return Ring(targets=targets, caller=caller, display=district, pai=pai, via=via)
+    caller = to_e164(req.from_user, region) or req.from_user or "anonymous"
+    pai = (to_e164(req.pai_user, region) or req.pai_user) if req.pai_user else None
+    return Ring(targets=targets, caller=caller, display=display, pai=pai, via=via)
 
 
-# -- a corporate SIM -------------------------------------------------------------------
+# -- a corporate SIM -------------------------------------------------------------------------
 
-def _from_sim(call: Call, sim: Sim, data: RoutingData, region: str):
-    if call.method not in ROUTED_METHODS:
+def _from_sim(req: Request, plan: SimPlan, facts: Facts, region: str):
+    if req.method not in ROUTED_METHODS:
         return METHOD_NOT_ALLOWED
-    dialled = call.ruri_user or ""
+    sim = plan.sim
+    dialled = req.ruri_user or ""
     if dialled in EMERGENCY_NUMBERS:
-        return _emergency(dialled, sim, data.trunks())
+        return _call_out(dialled, facts.emergency, anonymous=False, emergency=True)
     number = to_e164(dialled, region)
     if number is None:
         return NUMBER_DIALED_INCORRECTLY
-    # Numbers of another company are external numbers. Should the database be unable to
-    # say whether an uncached number is one of ours, the call goes out: a DID of ours
-    # then comes back in through its carrier, instead of the manager getting an error.
-    route = data.did_route(number, unknown_if_unavailable=True)
-    if route is not None and route.company_id == sim.company_id:
-        if not route.district_active:
-            return NUMBER_DIALED_INCORRECTLY
-        if not route.hunt:
-            return NOBODY_REACHABLE
-        return Ring(route.hunt, caller=sim.username, display=route.district_name, pai=None,
-                    via="sim")
-    callee = data.sim(number)
-    if callee is not None and callee.company_id == sim.company_id:
-        if not callee.active:
+    known = facts.numbers.get(number, NOT_OURS)
+    if known.did_company == sim.company_id:
+        # A DID of its own company. Should its plan be unavailable (never cached, database
+        # down), the call goes out: the DID comes back in through its carrier, rather than
+        # the manager getting an error.
+        did = known.did
+        if did is not UNAVAILABLE and did is not None:
+            if not did.active:
+                return NUMBER_DIALED_INCORRECTLY
+            if not did.targets:
+                return NOBODY_REACHABLE
+            return Ring(did.targets, caller=sim.username, display=did.display, pai=None, via="sim")
+    callee = known.sim
+    if callee is not None and callee.sim.company_id == sim.company_id:
+        if callee.refusal is not None:
             return NUMBER_DIALED_INCORRECTLY
         return Ring((callee.username,), caller=sim.username, display=None, pai=None, via="sim")
-    refusal = destination_refusal(number, sim)
-    if refusal is not None:
-        return refusal
-    return call_out(number, sim.caller_id, sim.caller_id_trunk_id, data.trunks(),
-                    anonymous=wants_privacy(call.privacy))
+    # Numbers of another company are external numbers.
+    kind = destination_class(number)
+    if kind not in plan.allowed:
+        return DESTINATION_REFUSALS[kind]
+    return _call_out(number, plan.egress, anonymous=wants_privacy(req.privacy))
 
 
-def destination_refusal(number: str, sim: Sim) -> Reply | None:
-    """Why the SIM's company may not call this number, if it may not."""
-    rule = DESTINATION_REFUSALS.get(destination_class(number))
-    if rule is None:
-        return None
-    permission, refusal = rule
-    return None if getattr(sim, permission) else refusal
-
-
-def call_out(number: str, caller_id: str, owner_trunk_id: int, trunks: tuple[Trunk, ...],
-             anonymous: bool = False):
-    """Carriers refuse caller IDs they do not own: the owner's trunk first, then only
-    trunks that accept foreign caller IDs."""
-    owner = [t for t in trunks if t.id == owner_trunk_id]
-    others = [t for t in trunks if t.id != owner_trunk_id and t.accepts_foreign_caller_id]
-    return _plan(number, caller_id, owner + others, anonymous)
-
-
-def _emergency(dialled: str, sim: Sim, trunks: tuple[Trunk, ...]):
-    # The emergency service must be able to call this very phone back: its own number.
-    default = [t for t in trunks if t.is_default]
-    others = [t for t in trunks if not t.is_default and t.accepts_foreign_caller_id]
-    return _plan(dialled, sim.username, default + others, anonymous=False)
-
-
-def _plan(number: str, caller_id: str, trunks: list[Trunk], anonymous: bool):
-    if not trunks:
+def _call_out(number: str, egress: Egress | None, anonymous: bool, emergency: bool = False):
+    if egress is None:
         return NO_ROUTE_OUT
     # A trunk whose format cannot carry this number (a +7 10x number written nationally
     # reads 8-10-..., an international call) is not tried: the carrier must dial the very
     # number the destination policy judged.
-    usable = [t for t in trunks
-              if as_carrier_reads(for_trunk(number, t.number_format), t.number_format) == number]
-    if not usable:
+    hops = tuple(h for h in egress.hops if carries(h, number))
+    if not hops:
         return NUMBER_DIALED_INCORRECTLY
-    attempts = tuple(Attempt(t.name, _ruri(for_trunk(number, t.number_format), t),
-                             t.auth_username, t.auth_password) for t in usable)
-    return CallOut(called=number, caller=for_trunk(caller_id, usable[0].number_format),
-                   anonymous=anonymous, attempts=attempts)
+    caller = egress.caller if hops[0] is egress.hops[0] else _caller_for(egress, hops[0])
+    return CallOut(called=number, caller=caller, anonymous=anonymous, hops=hops,
+                   emergency=emergency)
 
 
-def _ruri(user: str, trunk: Trunk) -> str:
-    transport = "" if trunk.transport == "udp" else f";transport={trunk.transport}"
-    return f"sip:{user}@{trunk.egress_host}:{trunk.egress_port}{transport}"
+def _caller_for(egress: Egress, first: Hop) -> str:
+    """The caller ID rewritten for another first hop: from hops[0]'s format back to E.164."""
+    return for_trunk(as_carrier_reads(egress.caller, egress.hops[0].number_format),
+                     first.number_format)
+
+
+def carries(h: Hop, number: str) -> bool:
+    """Whether the carrier, reading the number as written for it, dials that very number."""
+    return as_carrier_reads(for_trunk(number, h.number_format), h.number_format) == number
 
 
 def wants_privacy(privacy: str | None) -> bool:
@@ -243,21 +283,38 @@ def wants_privacy(privacy: str | None) -> bool:
     return any(token.strip().lower() in PRIVACY_TOKENS for token in privacy.replace(",", ";").split(";"))
 
 
+# -- failure routes ----------------------------------------------------------------------------
+
+def first_reachable(targets: tuple[str, ...], is_registered) -> int | None:
+    """Hunting: the first SIM, in order, with a registration (is_registered(username));
+    an unregistered SIM is skipped at once, not rung. None: nobody left to ring."""
+    for i, target in enumerate(targets):
+        if is_registered(target):
+            return i
+    return None
+
+
 # What to do when a trunk answered an outbound attempt with a failure.
 AUTHENTICATE_TO_TRUNK, TRY_NEXT_TRUNK, GIVE_UP = "authenticate", "next", "give up"
 
 
-def after_trunk_failure(status: int, attempts: tuple[Attempt, ...], authenticated: bool) -> str:
+def after_trunk_failure(status: int, hops: tuple[Hop, ...], authenticated: bool) -> str:
     """Carrier challenge: answer once. 408 or 5xx: the next eligible trunk. Anything else
     (busy, declined, not found) is the client's answer and goes back to the SIM."""
     if status in (401, 407):
-        return AUTHENTICATE_TO_TRUNK if attempts[0].auth_username and not authenticated else GIVE_UP
-    if (status == 408 or 500 <= status <= 599) and len(attempts) > 1:
+        return AUTHENTICATE_TO_TRUNK if hops[0].auth_username and not authenticated else GIVE_UP
+    if (status == 408 or 500 <= status <= 599) and len(hops) > 1:
         return TRY_NEXT_TRUNK
     return GIVE_UP
 
 
-# -- authentication outcomes -----------------------------------------------------------
+def answers_indialog_challenge(status: int, trunk: Trunk | None) -> bool:
+    """A challenge to a BYE or re-INVITE toward a carrier is answered once, with that
+    trunk's credentials; a second challenge, or any other failure, goes back to the SIM."""
+    return status in (401, 407) and trunk is not None and bool(trunk.auth_username)
+
+
+# -- authentication outcomes -----------------------------------------------------------------
 
 def check_sim(sim: Sim | None) -> Reply | None:
     """The refusal for a SIM whose digest verified but that may not call, if any."""
@@ -273,13 +330,11 @@ def check_sim(sim: Sim | None) -> Reply | None:
 # auth module return codes (README.auth, pv_auth_check): wrong password and an auth
 # user that is not the From/To user are refusals; expired or reused nonces and missing
 # credentials are answered with a fresh challenge.
-_AUTH_REFUSED = {-2: "Forbidden", -3: "Forbidden", -8: "Forbidden"}
+_AUTH_REFUSED = frozenset({-2, -3, -8})
 
 
-def auth_verdict(rc: int) -> Reply | Authenticate | None:
-    """None when credentials verified, a challenge to send, or a refusal."""
+def auth_verdict(rc: int) -> str | None:
+    """None when the credentials verified, else REFUSED or STALE (challenge again)."""
     if rc > 0:
         return None
-    if rc in _AUTH_REFUSED:
-        return Reply(403, _AUTH_REFUSED[rc])
-    return AUTHENTICATE
+    return REFUSED if rc in _AUTH_REFUSED else STALE

@@ -1,214 +1,332 @@
-"""Routing data for one worker: database lookups behind bounded caches that follow live changes."""
+"""The routing data of one worker, as plans: loaded once, then kept current key by key from
+the database's change notifications. The only module that turns database trouble into the
+core's explicit UNAVAILABLE fact.
+
+- trunks: a snapshot (a handful of rows), and a dictionary from source address to trunk;
+- SIMs: every SIM's plan (kemi/plans.py), in a dictionary, with indexes by manager,
+  district, company and caller ID so that a notification reloads only the SIMs it touches;
+- DIDs: which numbers are ours and whose (two sorted arrays, 12 bytes a DID, so that no
+  call to a number not ours asks the database), and the inbound plans of the DIDs called,
+  in a bounded LRU cache (cachetools), read on first use.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import bisect
 import ipaddress
 import time
+from array import array
 from typing import Callable
 
 from cachetools import LRUCache
 
-from .db import EVERYTHING, Database, DatabaseError
-from .model import DidRoute, Sim, Trunk
+from .db import Changes, Database, DatabaseError
+from .decision import NOT_OURS, UNAVAILABLE, Number, check_sim
+from .model import DidPlan, Egress, SimPlan, Trunk
+from .plans import EgressCache, did_plan, emergency_egress, sim_plan
 
-SIM_FIELDS = tuple(f.name for f in dataclasses.fields(Sim))
-# Tables only the trunk snapshot reads (sql/queries/trunks.sql).
-TRUNK_TABLES = frozenset({"trunk"})
-# Tables the SIM snapshot does not read (sql/queries/sims.sql): a change to them alone
-# keeps it. A caller ID's owner trunk comes from did, through the caller-ID snapshot.
-NOT_SIM_TABLES = frozenset({"trunk", "did"})
+SIM_KINDS = {"sim": "sims", "manager": "managers", "district": "districts",
+             "company": "companies", "did": "numbers"}
+SIM_TABLES = frozenset({"sim", "manager", "district", "company", "did"})
 
 
 class _Entry:
-    __slots__ = ("value", "generation", "expires")
+    __slots__ = ("value", "fresh", "expires")
 
-    def __init__(self, value, generation: int, expires: float):
-        self.value, self.generation, self.expires = value, generation, expires
+    def __init__(self, value, expires: float):
+        self.value, self.fresh, self.expires = value, True, expires
 
 
 class Directory:
-    """Implements model.RoutingData over the database.
-
-    Each cache is bounded in entries (LRU). An entry is fresh while it belongs to the
-    current generation and its TTL has not run out; the generation moves when the
-    database notifies a change (checked once per request, see refresh_if_changed). A
-    stale entry is re-read, and kept serving if the database cannot answer
-    (stale-if-error). Lookups that found nothing are cached too (None), so a flood of
-    random numbers is not a flood of queries.
-    """
-
-    def __init__(self, db: Database, ttl: float, size: int,
-                 clock: Callable[[], float] = time.monotonic,
-                 log: Callable[[str], None] = lambda text: None):
-        self.db = db
-        self.ttl = ttl
-        self.generation = 0
-        self._clock = clock
-        self._log = log
-        self._size = size
-        self._dids = LRUCache(maxsize=size)
-        # Source address -> trunk, derived from the trunk snapshot and emptied with it: a
-        # plain dict, since it is read twice per request (a cachetools lookup cost ~10 us
-        # in a worker). Bounded by emptying, as addresses come from the network.
-        self._source_trunk: dict[str, Trunk | None] = {}
-        # Small tables are whole snapshots, one query each: every SIM with its HA1 (so a
-        # known SIM keeps authenticating while the database is down), the owner trunk of
-        # every caller ID, every trunk.
-        self._snapshots = LRUCache(maxsize=3)
-        self.hits = self.misses = self.stale_serves = 0
-        self._networks_published = False  # trunk_networks_if_changed
-        self._serving_stale = False
-        self._next_check = 0.0
-
     CHECK_EVERY_S = 0.1  # reading the socket costs ~15 us in a worker: 10 times a second
 
-    def refresh_if_changed(self) -> None:
-        """Per request, at most every CHECK_EVERY_S: a notified change (or a new connection)
-        marks every cached entry for re-reading. The snapshots are reloaded here rather
-        than on first use (after a change, or past their TTL): a worker that has served a
-        request holds every SIM's credentials should the database go away."""
+    def __init__(self, db: Database, ttl: float, size: int, realm: str = "pbx.local",
+                 clock: Callable[[], float] = time.monotonic,
+                 log: Callable[[str], None] = lambda text: None):
+        self.db, self.ttl, self.realm = db, ttl, realm
+        self._clock, self._log, self._size = clock, log, size
+        self.trunks: tuple[Trunk, ...] = ()
+        self._networks: tuple = ()
+        self._source_trunk: dict[str, Trunk | None] = {}
+        self._egress = EgressCache()
+        self._emergency: dict[str, Egress | None] = {}
+        self.sims: dict[str, SimPlan] = {}
+        self._by: dict[str, dict] = {k: {} for k in ("manager", "district", "company", "caller_id")}
+        self._did_numbers, self._did_companies = array("q"), array("i")
+        self._dids = LRUCache(maxsize=size)
+        self.loaded = False  # every snapshot loaded once
+        self._pending = Changes(everything=True)  # what is still to be applied
+        self._next_check = 0.0
+        self._serving_stale = False
+        self.hits = self.misses = self.stale_serves = 0
+        self.changes_applied = 0
+        self._networks_published = False
+
+    # -- keeping current ------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Per request, at most every CHECK_EVERY_S: read pending notifications (no round
+        trip) and apply them. A new connection reloads everything (notifications sent while
+        there was none are lost). On a database error the changes stay pending and the old
+        plans keep serving."""
         now = self._clock()
         if now < self._next_check:
             return
         self._next_check = now + self.CHECK_EVERY_S
         changed = self.db.changed()
-        if changed and changed <= TRUNK_TABLES:
-            # Only trunk data: DID routes and the SIM snapshot do not hold any, and
-            # reloading 100,000 SIMs costs a worker most of a second.
-            self._expire(self._snapshots, "trunks")
+        if changed.everything:
+            self._pending = Changes(everything=True)
         elif changed:
-            self.generation += 1
-            sims = self._snapshots.get("sims")
-            if changed <= NOT_SIM_TABLES and sims is not None:
-                sims.generation = self.generation  # carried over: nothing it holds changed
-        try:
-            self._all_sims()
-            self._caller_id_owners()
-            self._all_trunks()
-        except DatabaseError:
-            pass  # the lookups themselves will answer, from the old snapshot if any
+            for table, kinds in changed.tables.items():
+                self._merge(table, kinds)
+        if self._pending:
+            try:
+                self._apply(self._pending)
+                self._pending = Changes()
+                self.changes_applied += 1
+                self._database_back()
+            except DatabaseError as exc:
+                self._database_gone(exc)
 
-    def trunk_networks_if_changed(self) -> list[str] | None:
-        """The carriers' source networks when they may have changed since the last call
-        (a notified trunk change, a new connection, the first call), else None. For the
-        change watcher (kamailio.cfg rtimer): it reads the trunk snapshot only."""
-        changed = self.db.changed()
-        if self._networks_published and not changed & (TRUNK_TABLES | EVERYTHING):
-            return None
-        self._expire(self._snapshots, "trunks")
-        try:
-            trunks = self._all_trunks()
-        except DatabaseError:
-            self._networks_published = False  # try again on the next tick
-            return None
-        self._networks_published = True
-        return sorted({str(net) for _, networks in trunks for net in networks})
+    def _merge(self, table: str, kinds) -> None:
+        if self._pending.everything:
+            return
+        if kinds is None:
+            self._pending.tables[table] = None
+        elif self._pending.tables.get(table, {}) is not None:
+            mine = self._pending.tables.setdefault(table, {})
+            for kind, keys in kinds.items():
+                mine.setdefault(kind, set()).update(keys)
 
-    def did_route(self, number: str, unknown_if_unavailable: bool = False) -> DidRoute | None:
-        """The DID's route; with unknown_if_unavailable, None when the database cannot
-        answer rather than an error (for checks that have a safe default)."""
-        try:
-            return self._get(self._dids, number, self._fetch_did)
-        except DatabaseError:
-            if unknown_if_unavailable:
-                return None
-            raise
+    def _apply(self, changes: Changes) -> None:
+        if changes.everything:
+            trunks, sims = self.db.trunks(), self.db.sims(everything=True)
+            index = self.db.did_index()
+            self._set_trunks(trunks)
+            self._set_all_sims(sims)
+            self._set_did_index(index)
+            self._dids.clear()
+            self.loaded = True
+            return
+        tables = changes.tables
+        if "trunk" in tables:
+            self._set_trunks(self.db.trunks())
+            self._rebuild_sim_plans()  # every egress may have changed
+        if any(t in tables and tables[t] is None for t in SIM_TABLES):
+            self._set_all_sims(self.db.sims(everything=True))
+            if tables.get("did", {}) is None:
+                self._set_did_index(self.db.did_index())
+            self._mark_dids(lambda plan: True)
+            return
+        keys = {SIM_KINDS[kind]: changes.keys(kind) for kind in SIM_KINDS}
+        if any(keys.values()):
+            self._update_sims(keys)
+        numbers = keys["numbers"]
+        if numbers:
+            self._update_did_index(numbers, self.db.did_index(numbers))
+        districts = {int(d) for d in keys["districts"]}
+        if numbers or districts:
+            self._mark_dids(lambda plan: plan is None or plan.number in numbers
+                            or plan.district_id in districts)
 
-    def sim(self, username: str) -> Sim | None:
-        sim = self._all_sims().get(username)
-        if sim is None:
-            return None
-        owner = self._caller_id_owners().get(sim.caller_id, sim.caller_id_trunk_id)
-        if owner != sim.caller_id_trunk_id:  # the DID moved to another trunk since the load
-            sim = dataclasses.replace(sim, caller_id_trunk_id=owner)
-        return sim
+    # -- trunks -------------------------------------------------------------------------------
 
-    def _all_sims(self) -> dict[str, Sim]:
-        return self._get(self._snapshots, "sims", self._fetch_sims)
-
-    def _caller_id_owners(self) -> dict[str, int]:
-        return self._get(self._snapshots, "caller_id_owners",
-                         lambda _key: dict(self.db.query_tuples("caller_id_owners")[1]))
+    def _set_trunks(self, trunks: tuple[Trunk, ...]) -> None:
+        self.trunks = trunks
+        self._networks = tuple((t, tuple(ipaddress.ip_network(s, strict=False) for s in t.sources))
+                               for t in trunks)
+        self._source_trunk = {}
+        self._egress = EgressCache(trunks)
+        self._emergency = {}
 
     def trunk_for_source(self, ip: str) -> Trunk | None:
         try:
             return self._source_trunk[ip]
         except KeyError:
             pass
-        trunk = match_source(self._all_trunks(), ip)
-        if len(self._source_trunk) >= self._size:
+        trunk = match_source(self._networks, ip)
+        if len(self._source_trunk) >= self._size:  # addresses come from the network
             self._source_trunk.clear()
         self._source_trunk[ip] = trunk
         return trunk
 
-    def trunks(self) -> tuple[Trunk, ...]:
-        return tuple(trunk for trunk, _ in self._all_trunks())
+    def trunk_named(self, name: str | None) -> Trunk | None:
+        return next((t for t in self.trunks if t.name == name), None)
 
-    def _all_trunks(self):
-        return self._get(self._snapshots, "trunks", self._fetch_trunks)
+    def trunk_networks_if_changed(self) -> list[str] | None:
+        """The carriers' source networks when they may have changed since the last call,
+        else None. For the change watcher (kamailio.cfg's rtimer): trunks only."""
+        changed = self.db.changed()
+        if self._networks_published and not (changed.everything or "trunk" in changed.tables):
+            return None
+        try:
+            self._set_trunks(self.db.trunks())
+        except DatabaseError:
+            if not self._networks_published:
+                return None  # try again on the next tick
+        self._networks_published = True
+        return sorted({str(net) for _, networks in self._networks for net in networks})
 
-    @staticmethod
-    def _expire(cache, key) -> None:
-        entry = cache.get(key)
-        if entry is not None:
-            entry.expires = float("-inf")  # re-read at next use, kept if that fails
+    # -- SIMs ---------------------------------------------------------------------------------
 
-    def _get(self, cache, key, fetch):
-        entry = cache.get(key)
-        now = self._clock()
-        if entry is not None and entry.generation == self.generation and now < entry.expires:
+    def _plan(self, sim) -> SimPlan:
+        return sim_plan(sim, self._egress, self.realm, check_sim)
+
+    def _set_all_sims(self, sims) -> None:
+        self.sims = {}
+        self._by = {k: {} for k in self._by}
+        for sim in sims:
+            self._add(self._plan(sim))
+
+    def _rebuild_sim_plans(self) -> None:
+        self._set_all_sims([plan.sim for plan in self.sims.values()])
+
+    def _add(self, plan: SimPlan) -> None:
+        sim = plan.sim
+        self.sims[sim.username] = plan
+        for kind, key in (("manager", sim.manager_id), ("district", sim.district_id),
+                          ("company", sim.company_id), ("caller_id", sim.caller_id)):
+            self._by[kind].setdefault(key, set()).add(sim.username)
+
+    def _remove(self, username: str) -> None:
+        plan = self.sims.pop(username, None)
+        if plan is None:
+            return
+        sim = plan.sim
+        for kind, key in (("manager", sim.manager_id), ("district", sim.district_id),
+                          ("company", sim.company_id), ("caller_id", sim.caller_id)):
+            members = self._by[kind].get(key)
+            if members is not None:
+                members.discard(username)
+                if not members:
+                    del self._by[kind][key]
+
+    def _update_sims(self, keys: dict[str, set[str]]) -> None:
+        """Reload the SIMs the keys touch: those cached under them go, those the database
+        returns come (back); a district a SIM left or joined rings differently."""
+        rows = self.db.sims(**keys)
+        touched = set(keys["sims"])
+        for kind, param, convert in (("manager", "managers", int), ("district", "districts", int),
+                                     ("company", "companies", int), ("caller_id", "numbers", str)):
+            for key in keys[param]:
+                touched |= self._by[kind].get(convert(key), set())
+        districts = {self.sims[u].sim.district_id for u in touched if u in self.sims}
+        for username in touched:
+            self._remove(username)
+        for sim in rows:
+            self._remove(sim.username)
+            self._add(self._plan(sim))
+            districts.add(sim.district_id)
+        self._mark_dids(lambda plan: plan is not None and plan.district_id in districts)
+
+    def sim(self, username: str | None) -> SimPlan | None:
+        return self.sims.get(username) if username else None
+
+    def emergency(self, plan: SimPlan) -> Egress | None:
+        """A SIM's emergency egress, made on first use (the SIM's own number as caller ID)."""
+        try:
+            return self._emergency[plan.username]
+        except KeyError:
+            egress = self._emergency[plan.username] = emergency_egress(plan.username, self.trunks)
+            return egress
+
+    # -- DIDs ---------------------------------------------------------------------------------
+
+    def _set_did_index(self, rows) -> None:
+        pairs = sorted((int(number[1:]), company) for number, company in rows)
+        self._did_numbers = array("q", (n for n, _ in pairs))
+        self._did_companies = array("i", (c for _, c in pairs))
+
+    def _update_did_index(self, numbers: set[str], rows) -> None:
+        present = {int(number[1:]): company for number, company in rows}
+        for number in numbers:
+            key = int(number[1:]) if number[1:].isdigit() else None
+            if key is None:
+                continue
+            i = bisect.bisect_left(self._did_numbers, key)
+            found = i < len(self._did_numbers) and self._did_numbers[i] == key
+            if key in present:
+                if found:
+                    self._did_companies[i] = present[key]
+                else:
+                    self._did_numbers.insert(i, key)
+                    self._did_companies.insert(i, present[key])
+            elif found:
+                del self._did_numbers[i]
+                del self._did_companies[i]
+
+    def did_company(self, number: str) -> int | None:
+        """The company renting this DID, None when it is not one of ours."""
+        try:
+            key = int(number[1:])
+        except ValueError:
+            return None
+        i = bisect.bisect_left(self._did_numbers, key)
+        if i < len(self._did_numbers) and self._did_numbers[i] == key:
+            return self._did_companies[i]
+        return None
+
+    def _mark_dids(self, touched) -> None:
+        """Cached DID plans the change touched are re-read on their next use (and kept
+        serving should the database not answer then)."""
+        for entry in self._dids.values():
+            if entry.fresh and touched(entry.value):
+                entry.fresh = False
+
+    def did(self, number: str) -> DidPlan | None:
+        """The DID's inbound plan; DatabaseError when it was never cached and cannot be read."""
+        entry = self._dids.get(number)
+        if entry is not None and entry.fresh and self._clock() < entry.expires:
             self.hits += 1
             return entry.value
         self.misses += 1
         try:
-            value = fetch(key)
+            route = self.db.did_route(number)
         except DatabaseError as exc:
             if entry is None:
                 raise
             self.stale_serves += 1
-            if not self._serving_stale:
-                self._serving_stale = True
-                self._log(f"database unavailable, routing from cached data: {exc}")
+            self._database_gone(exc)
             return entry.value
+        self._database_back()
+        plan = did_plan(route) if route is not None else None
+        self._dids[number] = _Entry(plan, self._clock() + self.ttl)
+        return plan
+
+    def number(self, number: str) -> Number:
+        """What the routing data says about one E.164 number (decision.Number)."""
+        company = self.did_company(number)
+        sim = self.sims.get(number)
+        if company is None:
+            return Number(sim=sim) if sim is not None else NOT_OURS
+        try:
+            did = self.did(number)
+        except DatabaseError:
+            did = UNAVAILABLE
+        return Number(did_company=company, did=did, sim=sim)
+
+    # -- the database's state, said once ------------------------------------------------------
+
+    def _database_gone(self, exc: Exception) -> None:
+        if not self._serving_stale:
+            self._serving_stale = True
+            self._log(f"database unavailable, routing from cached data: {exc}")
+
+    def _database_back(self) -> None:
         if self._serving_stale:
             self._serving_stale = False
             self._log("database reachable again, cached data refreshed")
-        cache[key] = _Entry(value, self.generation, now + self.ttl)
-        return value
-
-    def _fetch_did(self, number: str) -> DidRoute | None:
-        rows = self.db.query("did_route", number=number)
-        return DidRoute(**{**rows[0], "hunt": tuple(rows[0]["hunt"])}) if rows else None
-
-    SNAPSHOT_TIMEOUT_MS = 5000  # 100,000 SIMs load in about 0.7 s (make bench)
-
-    def _fetch_sims(self, _key) -> dict[str, Sim]:
-        # Tuples into Sim's fields by position (sql/queries/sims.sql selects them in
-        # order; checked): a dict per row and keyword construction cost 40 % of the load.
-        columns, rows = self.db.query_tuples("sims", timeout_ms=self.SNAPSHOT_TIMEOUT_MS)
-        if tuple(columns) != SIM_FIELDS:
-            raise TypeError(f"sims.sql selects {columns}, Sim has {SIM_FIELDS}")
-        return {row[0]: Sim(*row) for row in rows}
-
-    def _fetch_trunks(self, _key):
-        trunks = tuple(
-            (Trunk(**{**row, "sources": tuple(row["sources"])}),
-             tuple(ipaddress.ip_network(s, strict=False) for s in row["sources"]))
-            for row in self.db.query("trunks"))
-        self._source_trunk = {}  # derived from the new snapshot from now on
-        return trunks
 
 
-def match_source(trunks, ip: str) -> Trunk | None:
+def match_source(networks, ip: str) -> Trunk | None:
     """The trunk whose source networks contain ip; the most specific network wins."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return None
     best, best_len = None, -1
-    for trunk, networks in trunks:
-        for net in networks:
+    for trunk, nets in networks:
+        for net in nets:
             if address in net and net.prefixlen > best_len:
                 best, best_len = trunk, net.prefixlen
     return best

@@ -1,4 +1,5 @@
-"""Entry point loaded by app_python3: builds one Router per Kamailio process."""
+"""Entry point loaded by app_python3: builds one Router per Kamailio process (the proxy's one
+way in; the full-KEMI wiring kept for measurement loads benchmarks/kemi_handler.py)."""
 
 import os
 import sys
@@ -17,17 +18,20 @@ from kemi.adapter import Router, SharedGate  # noqa: E402
 from kemi.config import Config  # noqa: E402
 from kemi.db import Database  # noqa: E402
 from kemi.directory import Directory  # noqa: E402
-from kemi.kemi_wiring import KemiRouter  # noqa: E402
 
 
-def mod_init():
+def build(router_class):
+    """The Router of this process and what it stands on."""
     # Runs in the main process before the workers fork: no connection is opened here
     # (kemi.db opens one lazily in each process that queries).
     config = Config.from_env()
     # listen: each worker learns of committed changes on its own connection (db.changed).
     db = Database(config.database_dsn, config.db_timeout_ms, listen=True,
                   gate=SharedGate(KSR, config.db_max_waiting))
-    directory = Directory(db, config.cache_ttl_s, config.cache_size,
+    directory = Directory(db, config.cache_ttl_s, config.cache_size, realm=config.realm,
                           log=lambda text: KSR.notice(text + "\n"))
-    # kamailio.cfg -A FULL_KEMI hands every message to Python (PBX_WIRING=kemi).
-    return (KemiRouter if config.wiring == "kemi" else Router)(KSR, config, directory)
+    return router_class(KSR, config, directory)
+
+
+def mod_init():
+    return build(Router)

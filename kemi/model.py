@@ -1,12 +1,14 @@
-"""Routing data as frozen records: what the decision core reads, whatever stores it."""
+"""Routing data as frozen records (kemi/db.py makes them from rows), and the plans a call
+applies (kemi/plans.py makes them from records, ahead of any call)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+
+# -- records: what the database holds -------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Trunk:
     id: int
     name: str
@@ -22,23 +24,16 @@ class Trunk:
     is_default: bool = False
 
 
-@dataclass(frozen=True)
-class DidRoute:
-    number: str
-    company_id: int
-    district_id: int
-    district_name: str
-    district_active: bool
-    hunt: tuple[str, ...]  # SIM usernames in hunting order
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sim:
+    """A corporate SIM with what authentication and outbound routing need (sql/queries/sims.sql)."""
+
     username: str
     ha1: str
     sim_active: bool
     manager_active: bool
     manager_id: int
+    district_id: int
     company_id: int
     district_name: str
     caller_id: str = ""  # the manager's override, else the district's number
@@ -52,13 +47,64 @@ class Sim:
         return self.sim_active and self.manager_active
 
 
-class RoutingData(Protocol):
-    """The lookups a routing decision needs; cached database reads in production."""
+@dataclass(frozen=True, slots=True)
+class DidRoute:
+    """One DID's district and who rings, in hunting order (sql/queries/did_route.sql)."""
 
-    def trunk_for_source(self, ip: str) -> Trunk | None: ...
+    number: str
+    company_id: int
+    district_id: int
+    district_name: str
+    district_active: bool
+    hunt: tuple[str, ...]  # SIM usernames in hunting order
 
-    def trunks(self) -> tuple[Trunk, ...]: ...
 
-    def did_route(self, number: str, unknown_if_unavailable: bool = False) -> DidRoute | None: ...
+# -- plans: what a call applies, prepared when the data arrives --------------------------------
 
-    def sim(self, username: str) -> Sim | None: ...
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One carrier an outbound call may try, its Request-URI ready but for the number."""
+
+    trunk: str
+    number_format: str
+    uri_suffix: str  # "@host:port" and the transport parameter
+    auth_username: str | None = None
+    auth_password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Egress:
+    """The carriers a caller ID may leave through, in order, and the caller ID as the first
+    of them writes it (From and P-Asserted-Identity)."""
+
+    hops: tuple[Hop, ...]
+    caller: str  # caller ID in hops[0]'s number format
+
+
+@dataclass(frozen=True, slots=True)
+class SimPlan:
+    """Everything a call from, or to, one SIM needs."""
+
+    sim: Sim
+    refusal: object | None  # decision.Reply when the SIM may not call (inactive), else None
+    allowed: frozenset[str]  # destination classes its company may call (phone.DOMESTIC, ...)
+    egress: Egress | None  # None: no trunk can carry its caller ID
+    target_uri: str  # the SIM's address of record, for the location table
+    display: str  # its district's name, quoted: shown when a carrier calls this SIM's number
+
+    @property
+    def username(self) -> str:
+        return self.sim.username
+
+
+@dataclass(frozen=True, slots=True)
+class DidPlan:
+    """An inbound call to one DID: the district shown and the SIMs to ring, in order."""
+
+    number: str
+    company_id: int
+    district_id: int
+    active: bool
+    display: str  # the district's name, quoted for a From display name
+    targets: tuple[str, ...]

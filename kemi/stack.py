@@ -118,6 +118,13 @@ class PostgresCluster:
             os.kill(pid, sig)
 
 
+def free_port() -> int:
+    """A TCP port free on loopback right now (for a private cluster)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def with_children(pid: int) -> list[int]:
     """pid and its direct children, from /proc (Kamailio's workers, PostgreSQL's backends)."""
     found = [pid]
@@ -180,8 +187,11 @@ class Kamailio:
         self.log_path = Path(log_path) if log_path else None
         self.cfg = cfg
         self.defines = dict(defines or {})  # more -A NAME[=VALUE]
+        # The proxy's one way in; the full-KEMI wiring (measured, not the product) has its own.
+        self.handler = ROOT / "kemi" / "handler.py"
         if config.wiring == "kemi":
             self.defines.setdefault("FULL_KEMI", None)
+            self.handler = ROOT / "benchmarks" / "kemi_handler.py"
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
@@ -205,7 +215,8 @@ class Kamailio:
                 "-A", f"FLOOD_REQS={c.flood_reqs}" if c.flood_reqs else "FLOOD_OFF",
                 "-A", f"BAN_S={c.ban_s}", "-A", f"AUTH_FAILURES={c.auth_failures}",
                 "-A", f"USER_FAILURES={c.user_failures}",
-                "-A", f'HANDLER="{ROOT / "kemi" / "handler.py"}"',
+                "-A", f"RING_MS={c.ring_ms}", "-A", f"NO_ANSWER_MS={c.no_answer_ms}",
+                "-A", f'HANDLER="{self.handler}"',
                 *[arg for name, value in self.defines.items()
                   for arg in ("-A", name if value is None else f"{name}={value}")]]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,9 +13,9 @@ import pytest
 
 from kemi import db
 from kemi.config import ROOT, Config
-from kemi.stack import Kamailio, PostgresCluster, prepare_database
+from kemi.stack import Kamailio, PostgresCluster, free_port, prepare_database
 
-from .sipp import SilentPeer, Sipp
+from harness.sipp import SilentPeer, Sipp
 
 # Distinct loopback addresses for distinct roles: "trusted because of its source
 # address" is then really tested.
@@ -29,12 +28,6 @@ STRICT_TRUNK_IP = "127.0.0.5"  # west-line (accepts only its own numbers)
 TRUNK_PORT = 5060  # where every test carrier receives calls (trunk.egress_port)
 PROXY_PORT = 15060  # UDP and TCP
 PROXY_TLS_PORT = 15061
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def demo_password(sim: str) -> str:

@@ -13,9 +13,9 @@ import pytest
 
 from kemi.config import ROOT
 
-from . import rawsip
+from harness import rawsip
 from .conftest import (NATIONAL_TRUNK_IP, SIM_IP, TRUNK_IP, TRUNK_PORT, demo_password)
-from .sipp import Check, literal
+from harness.sipp import Check, literal
 
 IVAN, BORIS, DENIS_SPARE = "+79181110003", "+79181110004", "+79181110011"
 INACTIVE_SIM = "+79181110009"

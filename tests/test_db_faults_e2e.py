@@ -10,9 +10,9 @@ import time
 import psycopg2
 import pytest
 
-from . import rawsip
+from harness import rawsip
 from .conftest import SIM_IP, TRUNK_IP, TRUNK_PORT, demo_password
-from .sipp import Check, literal, request_line
+from harness.sipp import Check, literal, request_line
 
 IVAN, BORIS, CLIENT = "+79181110003", "+79181110004", "+79891234567"
 SOCHI_DID, UNCACHED_DID, NEW_DID = "+78622550101", "+78612100102", "+78622550109"

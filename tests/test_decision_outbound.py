@@ -5,33 +5,43 @@ from __future__ import annotations
 import pytest
 
 from kemi.decision import (AUTHENTICATE_TO_TRUNK, GIVE_UP, NO_ROUTE_OUT, NOBODY_REACHABLE,
-                           NUMBER_DIALED_INCORRECTLY, TRY_NEXT_TRUNK, Attempt, Call, CallOut,
-                           Reply, Ring, after_trunk_failure, decide, wants_privacy)
-
+                           NUMBER_DIALED_INCORRECTLY, TRY_NEXT_TRUNK, CallOut, Reply, Request,
+                           Ring, after_trunk_failure, answers_indialog_challenge, decide,
+                           wants_privacy)
 from kemi.phone import to_e164
+from kemi.plans import hop, ruri
 
-from .fakes import SOUTH, FakeRoutingData, demo_data, sim
+from harness.fakes import KUBAN, SOUTH, WEST, demo_directory, demo_records, facts, sim
 
 IVAN = sim("+79181110003")
 SIM_IP = "127.0.0.1"
-KUBAN_OUT = Attempt("kuban-telecom", "sip:+79891234567@127.0.0.2:5060")
-SOUTH_OUT = Attempt("south-link", "sip:89891234567@10.20.0.1:5080", "kuban-realty", "s3cret")
+KUBAN_OUT, SOUTH_OUT = "sip:+79891234567@127.0.0.2:5060", "sip:89891234567@10.20.0.1:5080"
 
 
-def dial(number, caller=IVAN, method="INVITE", **kw):
-    return decide(Call(method, SIM_IP, number, caller.username, sim=caller, **kw), demo_data())
+def dial(number, caller=IVAN, method="INVITE", trunks=None, **kw):
+    """The decision for `caller`, authenticated, dialling `number`."""
+    demo_trunks, sims, dids = demo_records()
+    sims = [s for s in sims if s.username != caller.username] + [caller]
+    directory = demo_directory(trunks=demo_trunks if trunks is None else trunks, sims=sims)
+    req = Request(method, SIM_IP, number, caller.username, **kw)
+    return decide(req, facts(directory, req, caller.username))
+
+
+def ruris(out: CallOut) -> list[str]:
+    return [ruri(h, out.called) for h in out.hops]
 
 
 @pytest.mark.parametrize("typed", ["89891234567", "+79891234567", "9891234567",
                                    "8 (989) 123-45-67", "+7 989 123 45 67"])
 def test_client_sees_the_district_number_through_the_owner_trunk(typed):
-    assert dial(typed) == CallOut(called="+79891234567", caller="+78622550101", anonymous=False,
-                                  attempts=(KUBAN_OUT, SOUTH_OUT))
+    out = dial(typed)
+    assert (out.called, out.caller, out.anonymous) == ("+79891234567", "+78622550101", False)
+    assert ruris(out) == [KUBAN_OUT, SOUTH_OUT]
+    assert out.hops[1].auth_username == "kuban-realty"
 
 
 def test_failover_goes_only_to_trunks_accepting_foreign_caller_ids():
-    attempts = dial("89891234567").attempts
-    assert "west-line" not in [a.trunk for a in attempts]
+    assert "west-line" not in [h.trunk for h in dial("89891234567").hops]
 
 
 def test_a_substitute_in_the_district_shows_the_same_number():
@@ -48,7 +58,7 @@ def test_an_override_owned_by_another_carrier_leaves_through_it_in_its_format():
     pavel = sim("+79181110002", caller_id="+78612100103", caller_id_trunk_id=2)
     out = dial("+79891234567", pavel)
     assert out.caller == "88612100103"  # south-link writes numbers the national way
-    assert out.attempts == (SOUTH_OUT,)  # nobody else accepts a foreign caller ID
+    assert ruris(out) == [SOUTH_OUT]  # nobody else accepts a foreign caller ID
 
 
 @pytest.mark.parametrize("number, refusal, permission", [
@@ -76,15 +86,23 @@ def test_a_number_outside_russian_ranges_is_not_domestic(typed):
     # Only a trunk whose format carries the number as dialled is tried: south-link writes
     # numbers nationally, where 8 + 10... would be 810, the international prefix.
     carried = ["kuban-telecom"] if out.called.startswith("+710") else ["kuban-telecom", "south-link"]
-    assert [a.trunk for a in out.attempts] == carried
+    assert [h.trunk for h in out.hops] == carried
     assert out.called == to_e164(typed)
 
 
 def test_a_number_no_trunk_can_carry_as_dialled_is_refused():
-    national_only = FakeRoutingData(all_trunks=(SOUTH,))
     allowed = sim("+79181110003", allow_international=True, caller_id_trunk_id=2)
-    call = Call("INVITE", SIM_IP, "1050012345", allowed.username, sim=allowed)
-    assert decide(call, national_only) == NUMBER_DIALED_INCORRECTLY
+    assert dial("1050012345", allowed, trunks=(SOUTH,)) == NUMBER_DIALED_INCORRECTLY
+
+
+def test_the_first_usable_trunk_shows_the_caller_id_in_its_own_format():
+    """The owner (national format) cannot carry +7 10x: the next trunk shows the caller ID."""
+    pavel = sim("+79181110002", caller_id="+78612100103", caller_id_trunk_id=2,
+                allow_international=True)
+    kuban_foreign = KUBAN.__class__(**{**{f: getattr(KUBAN, f) for f in KUBAN.__dataclass_fields__},
+                                       "accepts_foreign_caller_id": True})
+    out = dial("1050012345", pavel, trunks=(kuban_foreign, SOUTH))
+    assert [h.trunk for h in out.hops] == ["kuban-telecom"] and out.caller == "+78612100103"
 
 
 @pytest.mark.parametrize("number", ["88005553535", "+78612345678", "89181234567"])
@@ -94,28 +112,24 @@ def test_domestic_numbers_are_always_allowed(number):
 
 def test_international_numbers_are_written_for_each_carrier():
     out = dial("+441234567890", sim("+79181110003", allow_international=True))
-    assert [a.ruri for a in out.attempts] == ["sip:+441234567890@127.0.0.2:5060",
-                                              "sip:810441234567890@10.20.0.1:5080"]
+    assert ruris(out) == ["sip:+441234567890@127.0.0.2:5060", "sip:810441234567890@10.20.0.1:5080"]
 
 
 @pytest.mark.parametrize("number", ["112", "101", "102", "103", "104"])
 def test_emergency_goes_to_the_default_trunk_showing_the_sims_own_number(number):
     out = dial(number)
-    assert out.caller == "+79181110003"
-    assert out.attempts[0] == Attempt("kuban-telecom", f"sip:{number}@127.0.0.2:5060")
+    assert out.caller == "+79181110003" and out.emergency
+    assert out.hops[0].trunk == "kuban-telecom"
+    assert ruris(out)[0] == f"sip:{number}@127.0.0.2:5060"
 
 
 def test_emergency_without_a_default_trunk_is_503():
-    data = demo_data()
-    data.all_trunks = tuple(t for t in data.all_trunks if not t.is_default)
-    data.all_trunks = tuple(t.__class__(**{**t.__dict__, "accepts_foreign_caller_id": False})
-                            for t in data.all_trunks)
-    assert decide(Call("INVITE", SIM_IP, "112", IVAN.username, sim=IVAN), data) == NO_ROUTE_OUT
+    assert dial("112", trunks=(WEST,)) == NO_ROUTE_OUT
 
 
 def test_own_company_did_rings_that_district_showing_the_sim():
     assert dial("88622550101") == Ring(("+79181110003", "+79181110004"), caller="+79181110003",
-                                       display="Sochi", pai=None, via="sim")
+                                       display='"Sochi"', pai=None, via="sim")
 
 
 def test_own_company_did_with_nobody_on_duty_is_480():
@@ -157,22 +171,31 @@ def test_privacy(privacy, anonymous):
 
 
 def test_no_trunk_at_all_is_503():
-    data = FakeRoutingData(all_trunks=())
-    assert decide(Call("INVITE", SIM_IP, "+79891234567", IVAN.username, sim=IVAN), data) == NO_ROUTE_OUT
+    assert dial("+79891234567", trunks=()) == NO_ROUTE_OUT
 
 
-@pytest.mark.parametrize("status, attempts, authenticated, action", [
-    (401, (SOUTH_OUT,), False, AUTHENTICATE_TO_TRUNK),
-    (407, (SOUTH_OUT,), False, AUTHENTICATE_TO_TRUNK),
-    (401, (SOUTH_OUT,), True, GIVE_UP),  # wrong credentials: do not loop
-    (401, (KUBAN_OUT, SOUTH_OUT), False, GIVE_UP),  # no credentials for this trunk
-    (503, (KUBAN_OUT, SOUTH_OUT), False, TRY_NEXT_TRUNK),
-    (500, (KUBAN_OUT, SOUTH_OUT), False, TRY_NEXT_TRUNK),
-    (408, (KUBAN_OUT, SOUTH_OUT), False, TRY_NEXT_TRUNK),
-    (503, (SOUTH_OUT,), False, GIVE_UP),
-    (486, (KUBAN_OUT, SOUTH_OUT), False, GIVE_UP),  # the client is busy: that is the answer
-    (404, (KUBAN_OUT, SOUTH_OUT), False, GIVE_UP),
-    (603, (KUBAN_OUT, SOUTH_OUT), False, GIVE_UP),
+KUBAN_HOP, SOUTH_HOP = hop(KUBAN), hop(SOUTH)
+
+
+@pytest.mark.parametrize("status, hops, authenticated, action", [
+    (401, (SOUTH_HOP,), False, AUTHENTICATE_TO_TRUNK),
+    (407, (SOUTH_HOP,), False, AUTHENTICATE_TO_TRUNK),
+    (401, (SOUTH_HOP,), True, GIVE_UP),  # wrong credentials: do not loop
+    (401, (KUBAN_HOP, SOUTH_HOP), False, GIVE_UP),  # no credentials for this trunk
+    (503, (KUBAN_HOP, SOUTH_HOP), False, TRY_NEXT_TRUNK),
+    (500, (KUBAN_HOP, SOUTH_HOP), False, TRY_NEXT_TRUNK),
+    (408, (KUBAN_HOP, SOUTH_HOP), False, TRY_NEXT_TRUNK),
+    (503, (SOUTH_HOP,), False, GIVE_UP),
+    (486, (KUBAN_HOP, SOUTH_HOP), False, GIVE_UP),  # the client is busy: that is the answer
+    (404, (KUBAN_HOP, SOUTH_HOP), False, GIVE_UP),
+    (603, (KUBAN_HOP, SOUTH_HOP), False, GIVE_UP),
 ])
-def test_after_trunk_failure(status, attempts, authenticated, action):
-    assert after_trunk_failure(status, attempts, authenticated) == action
+def test_after_trunk_failure(status, hops, authenticated, action):
+    assert after_trunk_failure(status, hops, authenticated) == action
+
+
+@pytest.mark.parametrize("status, trunk, answered", [
+    (407, SOUTH, True), (401, SOUTH, True), (486, SOUTH, False), (407, KUBAN, False),
+    (407, None, False)])
+def test_an_in_dialog_challenge_is_answered_only_with_credentials(status, trunk, answered):
+    assert answers_indialog_challenge(status, trunk) is answered

@@ -1,79 +1,136 @@
-"""Routing data read from PostgreSQL: which caller ID and trunk a SIM gets, unknown numbers."""
+"""Plans from PostgreSQL, and kept current key by key: which caller ID and trunks a SIM gets,
+which numbers are ours, what a notified change reloads (and what it does not)."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from kemi.db import Database
+from kemi.decision import NOT_OURS
 from kemi.directory import Directory
 
 IVAN, BORIS, PAVEL = "+79181110003", "+79181110004", "+79181110002"
+SOCHI, ANAPA = "+78622550101", "+78613350101"
+
+
+class Counting(Database):
+    """The database, counting the queries each name ran."""
+
+    def __init__(self, dsn):
+        super().__init__(dsn, listen=True)
+        self.asked: list[str] = []
+
+    def query_tuples(self, name, *args, **kw):
+        self.asked.append(name)
+        return super().query_tuples(name, *args, **kw)
 
 
 @pytest.fixture
-def directory(stack):
-    return Directory(Database(stack.dsn), ttl=60, size=100)
+def fresh(stack):
+    def make():
+        directory = Directory(Counting(stack.dsn), ttl=60, size=100)
+        directory.refresh()  # a first connection: everything loaded
+        return directory
+    return make
 
 
-def trunk_name(directory, trunk_id):
-    return next(t.name for t in directory.trunks() if t.id == trunk_id)
+def until(directory, condition, what):
+    deadline = time.monotonic() + 2
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not seen within 2 s"
+        time.sleep(Directory.CHECK_EVERY_S)
+        directory.refresh()
 
 
-def test_manager_and_substitute_show_the_district_number_through_its_owner(directory):
+def first_trunk(directory, sim):
+    return directory.sim(sim).egress.hops[0].trunk
+
+
+def test_manager_and_substitute_show_the_district_number_through_its_owner(fresh):
+    directory = fresh()
     for sim in (IVAN, BORIS):
-        record = directory.sim(sim)
-        assert record.caller_id == "+78622550101"
-        assert trunk_name(directory, record.caller_id_trunk_id) == "kuban-telecom"
+        plan = directory.sim(sim)
+        assert plan.sim.caller_id == SOCHI and plan.egress.caller == SOCHI
+        assert first_trunk(directory, sim) == "kuban-telecom"
 
 
-def test_override_wins_and_brings_its_own_trunk(directory):
-    record = directory.sim(PAVEL)
-    assert record.caller_id == "+78612100103"
-    assert trunk_name(directory, record.caller_id_trunk_id) == "south-link"
+def test_override_wins_and_brings_its_own_trunk_and_format(fresh):
+    plan = fresh().sim(PAVEL)
+    assert plan.sim.caller_id == "+78612100103"
+    assert [h.trunk for h in plan.egress.hops] == ["south-link"]
+    assert plan.egress.caller == "88612100103"  # south-link writes numbers nationally
 
 
-def test_moved_manager_shows_the_new_district_number(stack, dba):
+def test_sims_of_one_district_share_one_egress(fresh):
+    directory = fresh()
+    assert directory.sim(IVAN).egress is directory.sim(BORIS).egress
+
+
+def test_which_numbers_are_ours_is_answered_without_a_query(fresh):
+    directory = fresh()
+    asked = len(directory.db.asked)
+    assert directory.number("+79891234567") is NOT_OURS
+    assert directory.did_company("+78612999999") is None
+    assert directory.number(IVAN).sim is directory.sim(IVAN)  # a SIM's own number
+    assert len(directory.db.asked) == asked
+    assert directory.did_company(SOCHI) is not None
+
+
+def test_a_did_plan_lists_active_sims_in_hunting_order_and_is_read_once(fresh):
+    directory = fresh()
+    plan = directory.number(ANAPA).did  # Anapa: Anna, Denis (2 SIMs), (Gleb inactive)
+    assert plan.targets == ("+79181110007", "+79181110008", "+79181110011")
+    assert plan.display == '"Anapa"'
+    asked = len(directory.db.asked)
+    assert directory.number(ANAPA).did is plan
+    assert len(directory.db.asked) == asked
+
+
+def test_a_moved_manager_reloads_his_sims_and_both_districts(fresh, dba):
+    directory = fresh()
+    sochi_before = directory.number(SOCHI).did
     dba("UPDATE manager SET district_id = (SELECT id FROM district WHERE name = 'Anapa') "
         "WHERE name = 'Boris'",
         "UPDATE manager SET district_id = (SELECT id FROM district WHERE name = 'Sochi') "
         "WHERE name = 'Boris'")
-    fresh = Directory(Database(stack.dsn), ttl=60, size=100)
-    assert fresh.sim(BORIS).caller_id == "+78613350101"
-    assert fresh.sim(BORIS).district_name == "Anapa"
+    until(directory, lambda: directory.sim(BORIS).sim.caller_id == ANAPA, "Boris's move")
+    assert directory.sim(BORIS).sim.district_name == "Anapa"
+    assert directory.db.asked.count("sims") == 1  # never reloaded whole
+    assert BORIS not in directory.number(SOCHI).did.targets  # Sochi's hunt re-read
+    assert directory.number(SOCHI).did is not sochi_before
+    assert BORIS in directory.number(ANAPA).did.targets
 
 
-def test_unknown_numbers_are_cached_as_unknown(stack):
-    db = Database(stack.dsn)
-    calls = []
-    original = db.query
-    db.query = lambda name, **kw: calls.append(name) or original(name, **kw)
-    directory = Directory(db, ttl=60, size=100)
-    assert directory.did_route("+78612999999") is None
-    assert directory.did_route("+78612999999") is None
-    assert calls == ["did_route"]
-
-
-def test_did_route_lists_active_sims_in_hunting_order(directory):
-    route = directory.did_route("+78613350101")  # Anapa: Anna, Denis (2 SIMs), (Gleb inactive)
-    assert route.hunt == ("+79181110007", "+79181110008", "+79181110011")
-
-
-def test_a_caller_id_moved_to_another_trunk_is_followed_without_reloading_the_sims(stack, dba):
-    db = Database(stack.dsn, listen=True)
-    asked = []
-    original = db.query_tuples
-    db.query_tuples = lambda name, *a, **kw: asked.append(name) or original(name, *a, **kw)
-    directory = Directory(db, ttl=60, size=100)
-    directory.refresh_if_changed()  # a first connection: everything loaded
-    assert trunk_name(directory, directory.sim(IVAN).caller_id_trunk_id) == "kuban-telecom"
+def test_a_caller_id_moved_to_another_trunk_is_followed_without_reloading_every_sim(fresh, dba):
+    directory = fresh()
     dba("UPDATE did SET trunk_id = (SELECT id FROM trunk WHERE name = 'south-link') "
-        "WHERE number = '+78622550101'",
+        f"WHERE number = '{SOCHI}'",
         "UPDATE did SET trunk_id = (SELECT id FROM trunk WHERE name = 'kuban-telecom') "
-        "WHERE number = '+78622550101'")
-    import time
-    deadline = time.monotonic() + 2
-    while trunk_name(directory, directory.sim(IVAN).caller_id_trunk_id) != "south-link":
-        assert time.monotonic() < deadline, "the new owner was not seen within 2 s"
-        time.sleep(Directory.CHECK_EVERY_S)
-        directory.refresh_if_changed()
-    assert asked.count("sims") == 1  # the SIM snapshot was kept
+        f"WHERE number = '{SOCHI}'")
+    until(directory, lambda: first_trunk(directory, IVAN) == "south-link", "the new owner")
+    assert directory.db.asked.count("sims") == 1
+    assert directory.db.asked.count("sims_changed") >= 1
+
+
+def test_a_new_did_is_ours_at_once_and_a_removed_one_is_not(fresh, dba):
+    directory = fresh()
+    new = "+78622550188"
+    dba(f"INSERT INTO did (number, company_id, district_id, trunk_id) SELECT '{new}', "
+        f"company_id, district_id, trunk_id FROM did WHERE number = '{SOCHI}'",
+        f"DELETE FROM did WHERE number = '{new}'")
+    until(directory, lambda: directory.did_company(new) is not None, "the new DID")
+    assert directory.number(new).did.display == '"Sochi"'
+    dba(f"DELETE FROM did WHERE number = '{new}'")
+    until(directory, lambda: directory.did_company(new) is None, "the removed DID")
+    assert directory.db.asked.count("did_index") == 1  # the index is updated, not reloaded
+
+
+def test_a_trunk_change_rebuilds_the_egress_without_a_query_per_sim(fresh, dba):
+    directory = fresh()
+    dba("UPDATE trunk SET egress_port = 5099 WHERE name = 'kuban-telecom'",
+        "UPDATE trunk SET egress_port = 5060 WHERE name = 'kuban-telecom'")
+    until(directory, lambda: directory.sim(IVAN).egress.hops[0].uri_suffix == "@127.0.0.2:5099",
+          "the new egress port")
+    assert directory.db.asked.count("sims") == 1 and "sims_changed" not in directory.db.asked

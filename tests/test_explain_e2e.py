@@ -9,7 +9,7 @@ import re
 from kemi.admin.cli import main
 
 from .conftest import SIM_IP, TRUNK_IP, TRUNK_PORT, demo_password
-from .sipp import Check, literal, request_line
+from harness.sipp import Check, literal, request_line
 
 IVAN, BORIS, CLIENT, SOCHI_DID = "+79181110003", "+79181110004", "+79891234567", "+78622550101"
 

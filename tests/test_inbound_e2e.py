@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from . import rawsip
+from harness import rawsip
 from .conftest import NATIONAL_TRUNK_IP, SIM_IP, TRUNK_IP, UNTRUSTED_IP, demo_password
-from .sipp import Check, literal
+from harness.sipp import Check, literal
 
 # sql/demo.sql
 KRASNODAR_DID = "+78612100101"

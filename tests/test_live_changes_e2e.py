@@ -8,9 +8,9 @@ import time
 
 from kemi.config import ROOT
 
-from . import rawsip
+from harness import rawsip
 from .conftest import SIM_IP, STRICT_TRUNK_IP, TRUNK_IP, TRUNK_PORT, demo_password
-from .sipp import Check, literal
+from harness.sipp import Check, literal
 
 BORIS, OLGA, PAVEL = "+79181110004", "+79181110001", "+79181110002"
 SOCHI_NUMBER, ANAPA_NUMBER, ANAPA_NEW_NUMBER = "+78622550101", "+78613350101", "+78613350102"

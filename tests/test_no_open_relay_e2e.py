@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from . import rawsip
+from harness import rawsip
 from .conftest import NATIONAL_TRUNK_IP, STRICT_TRUNK_IP, TRUNK_IP, TRUNK_PORT, UNTRUSTED_IP
 
 CLIENT, IVAN = "+79891234567", "+79181110003"

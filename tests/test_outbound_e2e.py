@@ -6,7 +6,7 @@ import pytest
 
 from .conftest import (NATIONAL_TRUNK_IP, SIM_IP, STRICT_TRUNK_IP, TRUNK_IP, TRUNK_PORT,
                        demo_password)
-from .sipp import Check, literal, request_line
+from harness.sipp import Check, literal, request_line
 
 # sql/demo.sql and tests/data.sql
 SOCHI_NUMBER, KRASNODAR_NUMBER = "+78622550101", "+78612100101"

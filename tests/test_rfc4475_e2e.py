@@ -24,7 +24,7 @@ import pytest
 from kemi.config import ROOT
 from kemi.stack import Kamailio
 
-from .netns import Capture, Netns
+from harness.netns import Capture, Netns
 
 # The 49 messages of RFC 4475 byte-exact (CRLF, NUL octets and all), with INDEX.tsv saying
 # what a proxy should do with each; a copy of the workplace's ../shared/rfc4475/.

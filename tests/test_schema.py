@@ -147,13 +147,22 @@ def test_raw_sql_changes_are_audited_with_who_and_what(stack):
 
 def test_committed_changes_are_notified(stack):
     listener = db.Database(stack.dsn, listen=True)
-    assert listener.changed() == db.EVERYTHING  # a first connection: anything may have changed
+    assert listener.changed().everything  # a first connection: anything may have changed
     assert not listener.changed()
     conn = psycopg2.connect(stack.dsn)
     try:
-        with conn, conn.cursor() as cur:  # one transaction, two tables
+        with conn, conn.cursor() as cur:  # one transaction, three tables
+            cur.execute("SELECT id FROM district WHERE name IN ('Sochi', 'Anapa') ORDER BY name")
+            anapa, sochi = (row[0] for row in cur.fetchall())
+            cur.execute("SELECT id FROM trunk WHERE name = 'kuban-telecom'")
+            kuban = cur.fetchone()[0]
             cur.execute("UPDATE district SET name = name WHERE name = 'Sochi'")
             cur.execute("UPDATE trunk SET carrier = carrier WHERE name = 'kuban-telecom'")
+            # a manager moved: his old and new districts are named
+            cur.execute("UPDATE manager SET district_id = %s WHERE name = 'Boris'", (anapa,))
+            cur.execute("SELECT id FROM manager WHERE name = 'Boris'")
+            boris = cur.fetchone()[0]
+            cur.execute("UPDATE manager SET district_id = %s WHERE name = 'Boris'", (sochi,))
     finally:
         conn.close()
     import time
@@ -161,5 +170,23 @@ def test_committed_changes_are_notified(stack):
     while not (changed := listener.changed()):
         assert time.monotonic() < deadline, "no notification within 2 s"
         time.sleep(0.01)
-    assert changed == {"district", "trunk"}  # each table names itself
+    # each table names itself and the keys that changed (sql/migrations/004)
+    assert changed.tables == {"district": {"district": {str(sochi)}},
+                              "trunk": {"trunk": {str(kuban)}},
+                              "manager": {"manager": {str(boris)},
+                                          "district": {str(anapa), str(sochi)}}}
+    listener.close()
+
+
+def test_a_change_too_large_to_name_says_so(stack, dba):
+    listener = db.Database(stack.dsn, listen=True)
+    listener.changed()
+    dba("INSERT INTO company (name) SELECT 'bulk ' || i FROM generate_series(1, 2000) i",
+        "DELETE FROM company WHERE name LIKE 'bulk %'")
+    import time
+    deadline = time.monotonic() + 2
+    while not (changed := listener.changed()):
+        assert time.monotonic() < deadline, "no notification within 2 s"
+        time.sleep(0.01)
+    assert changed.tables == {"company": db.ALL}  # 2,000 keys do not fit 8,000 bytes
     listener.close()

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from . import rawsip
+from harness import rawsip
 from .conftest import SIM_IP, TRUNK_IP, TRUNK_PORT, demo_password
-from .sipp import Check, literal
+from harness.sipp import Check, literal
 
 IVAN, BORIS = "+79181110003", "+79181110004"
 CLIENT, SOCHI_NUMBER = "+79891234567", "+78622550101"

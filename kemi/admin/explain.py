@@ -1,4 +1,5 @@
-"""pbxctl explain: the decision the proxy would make right now, by the proxy's own decision core."""
+"""pbxctl explain: the decision the proxy would make right now, by the proxy's own decision
+core over the same plans a worker holds (loaded afresh: no cache to be stale)."""
 
 from __future__ import annotations
 
@@ -7,54 +8,66 @@ from pathlib import Path
 
 from ..config import Config
 from ..db import Database
-from ..decision import Authenticate, Call, CallOut, Reply, Ring, check_sim, decide
+from ..decision import (AUTH_FAILED, CHALLENGE, EMERGENCY_NUMBERS, CallOut, Facts, Reply,
+                        Request, Ring, Verified, decide, numbers_to_look_up)
 from ..directory import Directory
 from ..phone import to_e164
+from ..plans import ruri
 from ..stack import StackError, kamcmd
 from .fields import InputError, phone_number
 
 
 def explain(admin, args) -> dict:
     config = Config.from_env()
-    # A Directory like a worker's, fresh: no cache to be stale.
-    directory = Directory(Database(admin.session.dsn), ttl=60, size=1000)
-    source_ip, sim, source = "", None, "untrusted address (not a trunk)"
+    directory = Directory(Database(admin.session.dsn), ttl=60, size=1000, realm=config.realm)
+    directory.refresh()  # a new connection: every snapshot loads
+    source_ip, auth, source = "", None, "untrusted address (not a trunk)"
     if args.sim:
         username = phone_number("sim", args.sim, admin.region)
-        sim = directory.sim(username)
-        refusal = check_sim(sim)
-        if refusal is not None:
+        plan = directory.sim(username)
+        if plan is None:
             return {"source": f"SIM {username}", "decision": "refuse",
-                    "reply": f"{refusal.code} {refusal.reason}"}
+                    "reply": "403 Forbidden", "why": "no such SIM"}
+        auth, source_ip = Verified(plan), "0.0.0.0"
         source = f"SIM {username} (authenticated)"
     else:
         trunk_name = args.source[1] if args.source else _did_trunk(admin, args.called)
         if trunk_name:
-            trunk = next((t for t in directory.trunks() if t.name == trunk_name), None)
+            trunk = directory.trunk_named(trunk_name)
             if trunk is None:
                 raise InputError("trunk", trunk_name, "does not exist")
             source_ip = str(ipaddress.ip_network(trunk.sources[0]).network_address)
             source = f"trunk {trunk.name} ({trunk.carrier}, from {source_ip})"
-    call = Call("INVITE", source_ip, args.called, args.caller, sim=sim)
-    decision = decide(call, directory, admin.region)
+    trunk = directory.trunk_for_source(source_ip) if source_ip and not args.sim else None
+    req = Request("INVITE", source_ip, args.called, args.caller)
+    numbers = {n: directory.number(n) for n in numbers_to_look_up(req, trunk, admin.region)}
+    emergency = (directory.emergency(auth.plan) if auth is not None
+                 and args.called in EMERGENCY_NUMBERS else None)
+    decision = decide(req, Facts(trunk, auth, numbers, emergency), admin.region)
     result = {"source": source, "from": args.caller, "to": args.called}
     if isinstance(decision, Reply):
         result.update(decision="refuse", reply=f"{decision.code} {decision.reason}")
-    elif isinstance(decision, Authenticate):
+    elif decision is CHALLENGE:
         result.update(decision="challenge", reply="407 Proxy Authentication Required",
                       why="only trunks are trusted by address; anyone else must authenticate as a SIM")
+    elif decision is AUTH_FAILED:
+        result.update(decision="refuse", reply="403 Forbidden")
     elif isinstance(decision, Ring):
         registered = _registrations(decision.targets, args.ctl or str(
             Path(config.state_dir) / "kamailio" / "kamailio_ctl"))
         result.update(decision="ring SIMs in order",
                       caller_id_shown=decision.caller,
-                      display_name=decision.display if decision.display is not None else "(unchanged)",
+                      display_name=_unquoted(decision.display) if decision.display else "(unchanged)",
                       hunt=[f"{sim} ({registered[sim]})" for sim in decision.targets])
     elif isinstance(decision, CallOut):
         result.update(decision="call out", called=decision.called, caller_id_shown=decision.caller,
                       anonymous=decision.anonymous,
-                      trunks=[f"{a.trunk}: {a.ruri}" for a in decision.attempts])
+                      trunks=[f"{h.trunk}: {ruri(h, decision.called)}" for h in decision.hops])
     return result
+
+
+def _unquoted(display: str) -> str:
+    return display[1:-1].replace('\\"', '"').replace("\\\\", "\\")
 
 
 def _did_trunk(admin, called: str) -> str | None:

@@ -1,12 +1,14 @@
 -- Every corporate SIM with what authentication and outbound routing need about it: its
 -- caller ID (the manager's override, else the district's number), the trunk that owns
--- that number, and its company's destination policy. One snapshot per worker, reloaded
--- when a change is notified.
+-- that number, and its company's destination policy. Columns in kemi.model.Sim's order.
+-- Loaded whole once per worker; after that, sims_changed.sql reloads the SIMs a change
+-- touched.
 SELECT s.username,
        s.ha1,
        s.active   AS sim_active,
        m.active   AS manager_active,
        m.id       AS manager_id,
+       di.id      AS district_id,
        m.company_id,
        di.name    AS district_name,
        cid.number AS caller_id,

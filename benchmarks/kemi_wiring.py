@@ -1,23 +1,32 @@
 """The full-KEMI wiring (kamailio.cfg with -A FULL_KEMI: cfgengine "python"): every request
-enters Python, SIP mechanics included. Kept to measure it against the default wiring, where
-kamailio.cfg does the mechanics natively and calls Python once per initial request
-(make bench-sip compares both; README, Wire speed). Each method mirrors the kamailio.cfg
-route of the same name, abuse limits included, so that both are measured doing the same."""
+enters Python, SIP mechanics included. Not the product: kept to measure it against the
+proxy's wiring, where kamailio.cfg does the mechanics natively and calls Python once per
+initial request (make bench-sip compares both; README, Wire speed). Each method mirrors the
+kamailio.cfg route of the same name, abuse limits included, so that both do the same work;
+the decisions are the same Router's."""
 
 from __future__ import annotations
 
 import re
 
-from .adapter import (AUTH_FAILED, DIALOG_TRUNK_VAR, FAILURE_ROUTE_INDIALOG_AUTH,
-                      IDENTITY_HEADERS, NULL, RELAY, RELAY_TO_SIM, REQUEST_FIELDS,
-                      TRUNK_NETWORKS_VAR, TRUNKS_LOADED_VAR, Router)
+from kemi.adapter import (AUTH_FAILED_RC, CHALLENGE_RC, DIALOG_TRUNK_VAR, EGRESS_AUTH_AVP,
+                          EGRESS_AVP, FAILURE_ROUTE_EGRESS, FAILURE_ROUTE_HUNT,
+                          FAILURE_ROUTE_INDIALOG_AUTH, HUNT_AVP, NULL, PLAN_AVP, RELAY,
+                          RELAY_TO_SIM, REQUEST_FIELDS, SAVE_REGISTRATION, SEPARATOR,
+                          TRUNK_NETWORKS_VAR, TRUNKS_LOADED_VAR, Router)
 
+# kamailio.cfg's literals, read from it (tests/test_wiring.py holds them to it).
 MAX_FORWARDS = 10
-CARRIER_VAR, SIM_CONTACT_VAR = "$dlg_var(carrier)", "$dlg_var(sim)"  # as in kamailio.cfg
-SANITY_CHECKS, SANITY_URIS = 18277, 7  # as kamailio.cfg route REQINIT
+SANITY_CHECKS, SANITY_URIS = 18277, 7
 FIELD_MAX = 256
+CARRIER_VAR, SIM_CONTACT_VAR = "$dlg_var(carrier)", "$dlg_var(sim)"
+IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 EXIT = -255  # KEMI: stop processing the message
+
+
+def _escaped(value) -> str:
+    return NULL if value is None else str(value).replace(SEPARATOR, "%7C")
 
 
 class KemiRouter(Router):
@@ -36,8 +45,8 @@ class KemiRouter(Router):
         if get("$sht(ipban=>$si)") is not None:
             return EXIT
         nets = get(TRUNK_NETWORKS_VAR)
-        trunk = bool(nets) and ksr.ipops.is_in_subnet(get("$si"), nets) > 0
-        if not trunk and self.config.flood_reqs and ksr.pike.pike_check_req() < 0:
+        self._trunk = bool(nets) and ksr.ipops.is_in_subnet(get("$si"), nets) > 0
+        if not self._trunk and self.config.flood_reqs and ksr.pike.pike_check_req() < 0:
             self._ban("flood")
             return EXIT
         if self._reqinit() == EXIT:
@@ -59,28 +68,96 @@ class KemiRouter(Router):
         if method == "OPTIONS" and get("$rU") is None:
             ksr.sl.send_reply(200, "OK")
             return 1
-        if not trunk and get(TRUNKS_LOADED_VAR) == 1 and self._untrusted() == EXIT:
+        if not self._trunk and get(TRUNKS_LOADED_VAR) == 1 and self._untrusted() == EXIT:
             return EXIT
         if method == "REGISTER":
             ksr.nathelper.fix_nated_register()
-        fields = " ".join(NULL if value is None else str(value)
-                          for value in (get(name) for name in REQUEST_FIELDS.split()))
+        fields = SEPARATOR.join(_escaped(get(name)) for name in REQUEST_FIELDS)
         answer = self.route_initial(msg, fields)
         if answer == RELAY:
-            ksr.pv.sets(CARRIER_VAR, "callee")
-            self._hide_sim_contact()
-        if answer == RELAY_TO_SIM:
-            ksr.tm.t_on_branch("ksr_branch_to_sim")
-            if trunk:
-                ksr.pv.sets(CARRIER_VAR, "caller")
-                ksr.tm.t_on_reply("ksr_from_sim_to_carrier")
-        if answer in (RELAY, RELAY_TO_SIM):
-            self._relay_initial(to_sim=answer == RELAY_TO_SIM)
-        elif answer == AUTH_FAILED:
-            if not trunk:
+            self._call_out_plan()
+        elif answer == RELAY_TO_SIM:
+            self._ring_sim_plan()
+        elif answer == AUTH_FAILED_RC:
+            if not self._trunk:
                 self._auth_failed()
             self._refuse_here(403, "Forbidden")
+        elif answer == SAVE_REGISTRATION:
+            self._authenticated()
+            if ksr.registrar.save("location", 0) < 0:
+                ksr.sl.sl_reply_error()
+        elif answer == CHALLENGE_RC:
+            ksr.auth.auth_challenge(self.config.realm, 1)
         return 1
+
+    # -- kamailio.cfg's routes CALL_OUT, RING_SIM, ARM_HUNT, AUTHENTICATED, RELAY_INITIAL ----
+
+    def _plan(self) -> list[str]:
+        return (self.ksr.pv.get(PLAN_AVP) or "").split(SEPARATOR)
+
+    def _call_out_plan(self) -> None:
+        ksr, plan = self.ksr, self._plan()
+        ksr.uac.uac_replace_from(plan[0], plan[1])
+        ksr.hdr.append(f"P-Asserted-Identity: <{plan[2]}>\r\n")
+        ksr.pv.sets("$ru", plan[3])
+        if plan[4]:
+            ksr.pv.sets(DIALOG_TRUNK_VAR, plan[4])
+        ksr.pv.sets(EGRESS_AVP, plan[5])
+        ksr.tm.t_on_failure(FAILURE_ROUTE_EGRESS)
+        self._authenticated()
+        ksr.pv.sets(CARRIER_VAR, "callee")
+        self._hide_sim_contact()
+        self._relay_initial(to_sim=False)
+
+    def _ring_sim_plan(self) -> None:
+        ksr, plan = self.ksr, self._plan()
+        if plan[0]:
+            ksr.uac.uac_replace_from(plan[0], plan[1])
+        if len(plan) > 2 and plan[2]:
+            ksr.hdr.append(f"P-Asserted-Identity: <{plan[2]}>\r\n")
+        self._arm_hunt()
+        if self._trunk:
+            ksr.pv.sets(CARRIER_VAR, "caller")
+            ksr.tm.t_on_reply("ksr_from_sim_to_carrier")
+        else:
+            self._authenticated()
+        self._relay_initial(to_sim=True)
+
+    def _arm_hunt(self) -> None:
+        ksr, c = self.ksr, self.config
+        ksr.tm.t_on_failure(FAILURE_ROUTE_HUNT)
+        ksr.tm.t_on_branch("ksr_branch_to_sim")
+        ksr.tm.t_set_fr(c.ring_ms, c.no_answer_ms)
+
+    def _authenticated(self) -> None:
+        ksr = self.ksr
+        ksr.auth.consume_credentials()
+        ksr.htable.sht_seti("authok", f"{ksr.pv.get('$si')}::{ksr.pv.get('$au')}", 1)
+
+    def _relay_initial(self, to_sim: bool) -> None:
+        ksr = self.ksr
+        ksr.dialog.dlg_manage()
+        ksr.rr.record_route()
+        for name in IDENTITY_HEADERS:
+            ksr.hdr.remove(name)
+        if ksr.tm.t_relay() < 0:
+            if to_sim:  # no branch left (ksr_branch_to_sim dropped it): the next SIM
+                self._hunt_on()
+            else:
+                ksr.sl.sl_reply_error()
+
+    def _hunt_on(self) -> None:
+        """kamailio.cfg's route HUNT_NEXT."""
+        ksr = self.ksr
+        for _ in range(32):
+            if self.hunt_next(None, ksr.pv.get(HUNT_AVP) or NULL) != RELAY_TO_SIM:
+                return
+            self._arm_hunt()
+            if ksr.tm.t_relay() > 0:
+                return
+        ksr.tm.t_reply(480, "Temporarily Unavailable")
+
+    # -- kamailio.cfg's REQINIT, UNTRUSTED, AUTH_FAILED, BAN -----------------------------------
 
     def _reqinit(self) -> int | None:
         ksr = self.ksr
@@ -119,7 +196,6 @@ class KemiRouter(Router):
         return EXIT
 
     def _auth_failed(self) -> None:
-        """kamailio.cfg's route AUTH_FAILED."""
         ksr, c = self.ksr, self.config
         source, user = ksr.pv.get("$si"), ksr.pv.get("$au")
         failures = ksr.htable.sht_inc("authfail", source)
@@ -143,18 +219,7 @@ class KemiRouter(Router):
             ksr.htable.sht_setex("ipban", source, self.config.ban_s)
             ksr.warn(f"banned source={source} reason={why} for={self.config.ban_s} s\n")
 
-    def _relay_initial(self, to_sim: bool) -> None:
-        """kamailio.cfg's route RELAY_INITIAL."""
-        ksr = self.ksr
-        ksr.dialog.dlg_manage()
-        ksr.rr.record_route()
-        for name in IDENTITY_HEADERS:
-            ksr.hdr.remove(name)
-        if ksr.tm.t_relay() < 0:
-            if to_sim:  # no branch left (ksr_branch_to_sim): nobody reachable
-                ksr.tm.t_reply(480, "Temporarily Unavailable")
-            else:
-                ksr.sl.sl_reply_error()
+    # -- kamailio.cfg's WITHINDLG, HIDE_SIM_CONTACT, WITHIN_CARRIER_DIALOG ---------------------
 
     def _within_dialog(self, method: str) -> int:
         ksr = self.ksr
@@ -180,7 +245,6 @@ class KemiRouter(Router):
         return 1
 
     def _hide_sim_contact(self) -> None:
-        """kamailio.cfg's route HIDE_SIM_CONTACT."""
         ksr = self.ksr
         if ksr.hdr.is_present("Contact") > 0:
             ksr.pv.sets(SIM_CONTACT_VAR, ksr.pv.get("$(ct{nameaddr.uri})"))
@@ -188,7 +252,6 @@ class KemiRouter(Router):
             ksr.hdr.append(f"Contact: <sip:{self.config.realm};transport={ksr.pv.get('$pr')}>\r\n")
 
     def _within_carrier_dialog(self, carrier: str) -> None:
-        """kamailio.cfg's route WITHIN_CARRIER_DIALOG."""
         ksr = self.ksr
         downstream = ksr.rr.is_direction("downstream") > 0
         if downstream == (carrier == "caller"):  # from the carrier, toward the SIM
@@ -200,7 +263,6 @@ class KemiRouter(Router):
             self._hide_sim_contact()
 
     def ksr_from_sim_to_carrier(self, msg) -> int:
-        """kamailio.cfg's onreply_route FROM_SIM_TO_CARRIER."""
         status = int(self.ksr.pv.get("$rs") or 0)
         if 101 <= status <= 299:  # provisional (but 100) and success replies carry a Contact
             self._hide_sim_contact()
@@ -220,15 +282,31 @@ class KemiRouter(Router):
         self.ksr.set_drop()
         return 0
 
-    # Failure routes armed by Router (t_on_failure) are Python methods in this wiring.
-    def HUNT(self, msg) -> int:  # noqa: N802 (the name kamailio.cfg uses)
+    # -- failure routes (kamailio.cfg's names) -------------------------------------------------
+
+    def HUNT(self, msg) -> int:  # noqa: N802
         if self.ksr.tm.t_is_canceled() > 0:
             return 1
-        self.ksr.tm.t_on_branch("ksr_branch_to_sim")
-        return self.hunt_next(msg)
+        self._hunt_on()
+        return 1
 
     def EGRESS(self, msg) -> int:  # noqa: N802
-        return 1 if self.ksr.tm.t_is_canceled() > 0 else self.egress_next(msg)
+        ksr = self.ksr
+        if ksr.tm.t_is_canceled() > 0:
+            return 1
+        get = ksr.pv.get
+        fields = SEPARATOR.join(_escaped(get(n)) for n in (EGRESS_AVP, "$T_reply_code", EGRESS_AUTH_AVP))
+        if self.egress_next(msg, fields) == RELAY:
+            ksr.tm.t_on_failure(FAILURE_ROUTE_EGRESS)
+            if ksr.tm.t_relay() < 0:
+                ksr.tm.t_reply(500, "Server Internal Error")
+        return 1
 
     def INDIALOG_AUTH(self, msg) -> int:  # noqa: N802
-        return 1 if self.ksr.tm.t_is_canceled() > 0 else self.indialog_auth(msg)
+        ksr = self.ksr
+        if ksr.tm.t_is_canceled() > 0:
+            return 1
+        fields = f"{_escaped(ksr.pv.get(DIALOG_TRUNK_VAR))}|{ksr.pv.get('$T_reply_code')}"
+        if self.indialog_auth(msg, fields) == RELAY:
+            ksr.tm.t_relay()
+        return 1
