@@ -13,7 +13,8 @@ from kemi.adapter import (AUTH_FAILED_RC, CHALLENGE_RC, DIALOG_TRUNK_VAR, EGRESS
                           EGRESS_AVP, FAILURE_ROUTE_EGRESS, FAILURE_ROUTE_HUNT,
                           FAILURE_ROUTE_INDIALOG_AUTH, HUNT_AVP, NULL, PLAN_AVP, RELAY,
                           RELAY_TO_SIM, REQUEST_FIELDS, SAVE_REGISTRATION, SEPARATOR,
-                          TRUNK_NETWORKS_VAR, TRUNKS_LOADED_VAR, Router)
+                          SIMS_LOADED_VAR, SIMS_TABLE, TRUNK_NETWORKS_VAR, TRUNKS_LOADED_VAR,
+                          Router)
 
 # kamailio.cfg's literals, read from it (tests/test_wiring.py holds them to it).
 MAX_FORWARDS = 10
@@ -68,11 +69,14 @@ class KemiRouter(Router):
         if method == "OPTIONS" and get("$rU") is None:
             ksr.sl.send_reply(200, "OK")
             return 1
+        self._authenticated_here = False
         if not self._trunk and get(TRUNKS_LOADED_VAR) == 1 and self._untrusted() == EXIT:
             return EXIT
         if method == "REGISTER":
             ksr.nathelper.fix_nated_register()
-        fields = SEPARATOR.join(_escaped(get(name)) for name in REQUEST_FIELDS)
+        fields = SEPARATOR.join("1" if name == "$var(authenticated)" and self._authenticated_here
+                                else "0" if name == "$var(authenticated)" else _escaped(get(name))
+                                for name in REQUEST_FIELDS)
         answer = self.route_initial(msg, fields)
         if answer == RELAY:
             self._call_out_plan()
@@ -115,6 +119,7 @@ class KemiRouter(Router):
             ksr.uac.uac_replace_from(plan[0], plan[1])
         if len(plan) > 2 and plan[2]:
             ksr.hdr.append(f"P-Asserted-Identity: <{plan[2]}>\r\n")
+        ksr.pv.sets(HUNT_AVP, plan[3] if len(plan) > 3 else "")
         self._arm_hunt()
         if self._trunk:
             ksr.pv.sets(CARRIER_VAR, "caller")
@@ -188,6 +193,37 @@ class KemiRouter(Router):
         if (user and ksr.htable.sht_get("userlock", user) is not None
                 and ksr.htable.sht_get("authok", f"{source}::{user}") is None):
             return self._refuse_here(403, "Forbidden")
+        if ksr.pv.get(SIMS_LOADED_VAR) == 1:
+            return self._verify_sim(user)
+        return None
+
+    def _verify_sim(self, user: str | None) -> int | None:
+        """kamailio.cfg's route VERIFY_SIM."""
+        ksr = self.ksr
+        if not user:  # credentials in a scheme we do not know: challenge with ours
+            ksr.auth.auth_challenge(self.config.realm, 1)
+            return EXIT
+        entry = ksr.htable.sht_get(SIMS_TABLE, user)
+        if entry is None:
+            self._auth_failed()
+            return self._refuse_here(403, "Forbidden")
+        ha1, _, state = entry.partition(":")
+        rc = ksr.auth.pv_auth_check(self.config.realm, ha1, 1, 1)
+        if rc < 0:
+            if rc in (-2, -3, -8):
+                self._auth_failed()
+                return self._refuse_here(403, "Forbidden")
+            ksr.auth.auth_challenge(self.config.realm, 1)
+            return EXIT
+        if state != "0":
+            return self._refuse_here(403, "SIM Inactive" if state == "1" else "Manager Inactive")
+        self._authenticated_here = True
+        if ksr.pv.get("$rm") == "REGISTER":
+            ksr.nathelper.fix_nated_register()
+            self._authenticated()
+            if ksr.registrar.save("location", 0) < 0:
+                ksr.sl.sl_reply_error()
+            return EXIT
         return None
 
     def _refuse_here(self, code: int, reason: str) -> int:

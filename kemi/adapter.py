@@ -15,7 +15,7 @@ import time
 from .config import Config
 from .decision import (AUTH_FAILED, AUTHENTICATE_TO_TRUNK, CHALLENGE, DATABASE_DOWN,
                        EMERGENCY_NUMBERS, NO_CREDENTIALS, NOBODY_REACHABLE, REFUSED, REGISTER,
-                       TRY_NEXT_TRUNK,
+                       STALE, TRY_NEXT_TRUNK,
                        CallOut, Facts, Reply, Request, Ring, Verified, after_trunk_failure,
                        answers_indialog_challenge, auth_verdict, carries, decide,
                        first_reachable, numbers_to_look_up)
@@ -27,7 +27,7 @@ from .plans import ruri
 # What route_initial answers kamailio.cfg (never 0, which would end kamailio.cfg's route):
 DONE = 1  # Python replied, or there is nothing more to do
 RELAY = 2  # out to a carrier: PLAN_AVP holds From display, From URI, PAI URI, Request-URI, trunk
-RELAY_TO_SIM = 3  # ring a SIM (aimed already): PLAN_AVP holds display, From URI, PAI URI
+RELAY_TO_SIM = 3  # ring a SIM (aimed already): PLAN_AVP holds display, From URI, PAI URI, hunt
 AUTH_FAILED_RC = 4  # refused credentials: kamailio.cfg counts them (bans) and answers 403
 SAVE_REGISTRATION = 5  # an authenticated REGISTER: kamailio.cfg saves the contact
 CHALLENGE_RC = 6  # no or stale credentials: kamailio.cfg challenges
@@ -54,8 +54,12 @@ STATS_EVERY_S = 1.0
 # kamailio.cfg hands route_initial the request's fields in python_exec's parameter, '|'
 # between them ('|' inside one arrives as %7C: s.replace): one crossing instead of ten KSR
 # reads. Kamailio prints a missing value as "<null>".
-REQUEST_FIELDS = ("$rm", "$si", "$rU", "$fd", "$fU", "$au", "$ai", "$(hdr(Diversion)[*])",
-                  "$(hdr(History-Info)[*])", "$hdr(Privacy)")
+REQUEST_FIELDS = ("$rm", "$si", "$rU", "$fd", "$fU", "$au", "$var(authenticated)", "$ai",
+                  "$(hdr(Diversion)[*])", "$(hdr(History-Info)[*])", "$hdr(Privacy)")
+# The SIMs' digest HA1 and state, published by the change watcher for kamailio.cfg, which
+# verifies credentials itself once they are loaded (route UNTRUSTED): "<ha1>:<state>".
+SIMS_TABLE, SIMS_LOADED_VAR = "sims", "$shv(sims_loaded)"
+SIM_ACTIVE, SIM_INACTIVE, MANAGER_INACTIVE = "0", "1", "2"
 NULL, SEPARATOR, ESCAPED = "<null>", "|", "%7C"
 EGRESS_OUT, EGRESS_EMERGENCY = "o", "e"
 ANONYMOUS_DISPLAY, ANONYMOUS_URI = '"Anonymous"', "sip:anonymous@anonymous.invalid"
@@ -112,9 +116,9 @@ class Router:
             d.refresh()
             if self._clock() >= self._stats_due:
                 self._publish_stats()
-            req, auth_user = parse_request(fields)
+            req, auth_user, verified = parse_request(fields)
             trunk = d.trunk_for_source(req.source_ip)
-            auth = None if trunk is not None else self._authenticate(auth_user, req.method)
+            auth = None if trunk is not None else self._authenticate(auth_user, verified)
             numbers = {n: d.number(n) for n in numbers_to_look_up(req, trunk, self._region)}
             emergency = (d.emergency(auth.plan) if isinstance(auth, Verified)
                          and req.ruri_user in EMERGENCY_NUMBERS else None)
@@ -134,7 +138,9 @@ class Router:
         (RELAY_TO_SIM, kamailio.cfg relays) or answer 480."""
         try:
             targets = tuple(u for u in remaining.split(",") if u and u != NULL)
-            if self._aim(targets, failure_route=True):
+            rest = self._aim(targets)
+            if rest is not None:
+                self.ksr.pv.sets(HUNT_AVP, rest)
                 return RELAY_TO_SIM
             self.ksr.tm.t_reply(NOBODY_REACHABLE.code, NOBODY_REACHABLE.reason)
         except Exception as exc:
@@ -193,14 +199,31 @@ class Router:
         return DONE
 
     def watch_changes(self, msg=None, *_args) -> int:
-        """rtimer, every 100 ms in a process of its own: publish the trunk networks to
-        kamailio.cfg as soon as a trunk change is committed, with no request needed."""
+        """rtimer, every 100 ms in a process of its own: publish what kamailio.cfg decides
+        with by itself (the trunks' networks, the SIMs' HA1 and state) as soon as a change
+        is committed, with no request needed."""
         try:
-            networks = self.directory.trunk_networks_if_changed()
+            d, ksr = self.directory, self.ksr
+            d.watching = True
+            d.refresh()
+            networks, sims = d.take_changes()
             if networks is not None:
-                self.ksr.pv.sets(TRUNK_NETWORKS_VAR, ",".join(networks))
-                self.ksr.pv.seti(TRUNKS_LOADED_VAR, 1)
-                self.ksr.info(f"trunk networks: {','.join(networks) or '(none)'}\n")
+                ksr.pv.sets(TRUNK_NETWORKS_VAR, ",".join(networks))
+                ksr.pv.seti(TRUNKS_LOADED_VAR, 1)
+                ksr.info(f"trunk networks: {','.join(networks) or '(none)'}\n")
+            if sims is None:  # all of them
+                ksr.htable.sht_reset(SIMS_TABLE)
+                for plan in d.sims.values():
+                    ksr.htable.sht_sets(SIMS_TABLE, plan.username, _sim_entry(plan))
+                ksr.pv.seti(SIMS_LOADED_VAR, 1)
+                ksr.info(f"SIM credentials published: {len(d.sims)}\n")
+            elif sims:
+                for username in sims:
+                    plan = d.sims.get(username)
+                    if plan is None:
+                        ksr.htable.sht_rm(SIMS_TABLE, username)
+                    else:
+                        ksr.htable.sht_sets(SIMS_TABLE, username, _sim_entry(plan))
         except Exception as exc:
             self._crash("watch_changes", exc, reply=False)
         return 1
@@ -217,13 +240,18 @@ class Router:
 
     # -- gathering facts ----------------------------------------------------------------------
 
-    def _authenticate(self, user: str | None, method: str):
-        """The authentication fact of a request from a source that is not a trunk: the
-        digest is checked before anything is said about the SIM (an inactive SIM with a
-        wrong password is refused like any wrong password)."""
+    def _authenticate(self, user: str | None, verified: bool):
+        """The authentication fact of a request from a source that is not a trunk. Once the
+        watcher has published the SIMs, kamailio.cfg verifies the digest itself (verified);
+        before that, here: the digest is checked before anything is said about the SIM (an
+        inactive SIM with a wrong password is refused like any wrong password)."""
         if not user:
             return NO_CREDENTIALS
         plan = self.directory.sim(user)
+        if verified:
+            # This worker may not have applied the change that made the SIM yet (within
+            # 100 ms): the SIM tries again with a fresh challenge.
+            return Verified(plan) if plan is not None else STALE
         if plan is None:
             return REFUSED
         # HA1 from the routing data (flags 1); checks 1: auth user must be the From/To user.
@@ -238,13 +266,14 @@ class Router:
             if self._verbose:
                 ksr.info(f"ring via={decision.via} to={req.ruri_user} district={decision.display} "
                          f"caller={decision.caller} hunt={','.join(decision.targets)}\n")
-            if not self._aim(decision.targets):
+            rest = self._aim(decision.targets)
+            if rest is None:
                 self._refuse(req, NOBODY_REACHABLE)
                 return DONE
             host = _field(fields, 3) or self._realm
             ksr.pv.sets(PLAN_AVP, SEPARATOR.join((
                 decision.display or "", f"sip:{_clean(decision.caller)}@{host}",
-                f"sip:{_clean(decision.pai)}@{host}" if decision.pai else "")))
+                f"sip:{_clean(decision.pai)}@{host}" if decision.pai else "", rest)))
             return RELAY_TO_SIM
         if isinstance(decision, CallOut):
             return self._call_out(auth.plan.username, decision)
@@ -279,20 +308,19 @@ class Router:
             f"{username},{out.called},0,{kind}")))
         return RELAY
 
-    def _aim(self, targets: tuple[str, ...], failure_route: bool = False) -> bool:
+    def _aim(self, targets: tuple[str, ...]) -> str | None:
         """Aim the request at the first target with a registered contact (the core's
-        first_reachable) and remember the rest for failure_route HUNT."""
+        first_reachable); the rest, comma-separated, for failure_route HUNT (None: nobody
+        registered)."""
         ksr, realm = self.ksr, self._realm
         lookup = ksr.registrar.lookup_uri
         found = first_reachable(targets, lambda u: lookup(LOCATION_TABLE, f"sip:{u}@{realm}") > 0)
         if found is None:
-            return False
-        rest = targets[found + 1:]
-        if rest or failure_route or found:  # a list to keep, or one to shorten
-            ksr.pv.sets(HUNT_AVP, ",".join(rest))
+            return None
+        rest = ",".join(targets[found + 1:])
         if self._verbose:
-            ksr.info(f"ringing sim={targets[found]} then={','.join(rest) or '-'}\n")
-        return True
+            ksr.info(f"ringing sim={targets[found]} then={rest or '-'}\n")
+        return rest
 
     def _publish_stats(self) -> None:
         """Cache counters to shared memory, once a second per worker, for kamcmd
@@ -312,7 +340,7 @@ class Router:
                           reply.code, reply.reason)
 
     def _refuse_fields(self, fields: str, reply: Reply, why: str) -> None:
-        req, _ = parse_request(fields)
+        req = parse_request(fields)[0]
         self.ksr.sl.send_reply(reply.code, reply.reason)
         self._log_refusal(req.source_ip, req.method, req.from_user, req.ruri_user, reply.code, why)
 
@@ -347,16 +375,31 @@ class Router:
             pass
 
 
-def parse_request(fields: str) -> tuple[Request, str | None]:
-    """REQUEST_FIELDS as kamailio.cfg printed them: the Request, and the digest user."""
-    values = [None if v == NULL or not v else v.replace(ESCAPED, SEPARATOR)
-              for v in fields.split(SEPARATOR)]
-    values += [None] * (len(REQUEST_FIELDS) - len(values))
-    method, source, ruri_user, _host, from_user, auth_user, pai, diversion, history, privacy = \
-        values[:len(REQUEST_FIELDS)]
+def _sim_entry(plan) -> str:
+    """The SIMS_TABLE value kamailio.cfg reads: the HA1, and whether the SIM may call."""
+    sim = plan.sim
+    state = SIM_INACTIVE if not sim.sim_active else MANAGER_INACTIVE if not sim.manager_active \
+        else SIM_ACTIVE
+    return f"{sim.ha1}:{state}"
+
+
+_FIELD_COUNT = len(REQUEST_FIELDS)
+
+
+def parse_request(fields: str) -> tuple[Request, str | None, bool]:
+    """REQUEST_FIELDS as kamailio.cfg printed them: the Request, the digest user, and
+    whether kamailio.cfg verified the digest."""
+    if ESCAPED in fields:
+        values = [v.replace(ESCAPED, SEPARATOR) for v in fields.split(SEPARATOR)]
+    else:
+        values = fields.split(SEPARATOR)
+    if len(values) < _FIELD_COUNT:
+        values += [NULL] * (_FIELD_COUNT - len(values))
+    method, source, ruri_user, _host, from_user, auth_user, verified, pai, diversion, history, \
+        privacy = [None if v == NULL or not v else v for v in values[:_FIELD_COUNT]]
     return Request(method or "", source or "", ruri_user, from_user,
-                   pai_user=uri_user(pai) if pai else None, diversion=diversion,
-                   history_info=history, privacy=privacy), auth_user
+                   None if pai is None else uri_user(pai), diversion, history, privacy), \
+        auth_user, verified == "1"
 
 
 def _field(fields: str, index: int) -> str | None:

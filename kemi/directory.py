@@ -60,7 +60,11 @@ class Directory:
         self._serving_stale = False
         self.hits = self.misses = self.stale_serves = 0
         self.changes_applied = 0
-        self._networks_published = False
+        # What changed since the change watcher last published (take_changes): tracked only
+        # in the watcher's process, where `watching` is set.
+        self.watching = False
+        self._sims_changed: set[str] | None = None  # None: every SIM
+        self._trunks_changed = True
 
     # -- keeping current ------------------------------------------------------------------
 
@@ -133,6 +137,7 @@ class Directory:
 
     def _set_trunks(self, trunks: tuple[Trunk, ...]) -> None:
         self.trunks = trunks
+        self._trunks_changed = True
         self._networks = tuple((t, tuple(ipaddress.ip_network(s, strict=False) for s in t.sources))
                                for t in trunks)
         self._source_trunk = {}
@@ -153,19 +158,16 @@ class Directory:
     def trunk_named(self, name: str | None) -> Trunk | None:
         return next((t for t in self.trunks if t.name == name), None)
 
-    def trunk_networks_if_changed(self) -> list[str] | None:
-        """The carriers' source networks when they may have changed since the last call,
-        else None. For the change watcher (kamailio.cfg's rtimer): trunks only."""
-        changed = self.db.changed()
-        if self._networks_published and not (changed.everything or "trunk" in changed.tables):
-            return None
-        try:
-            self._set_trunks(self.db.trunks())
-        except DatabaseError:
-            if not self._networks_published:
-                return None  # try again on the next tick
-        self._networks_published = True
-        return sorted({str(net) for _, networks in self._networks for net in networks})
+    def take_changes(self) -> tuple[list[str] | None, set[str] | None | bool]:
+        """For the change watcher: the trunks' source networks when they changed since the
+        last call (else None), and the SIM usernames whose plans changed (None: all of them,
+        False: none)."""
+        networks = None
+        if self._trunks_changed and self.loaded:
+            self._trunks_changed = False
+            networks = sorted({str(net) for _, nets in self._networks for net in nets})
+        sims, self._sims_changed = self._sims_changed, set()
+        return networks, (False if sims == set() or not self.loaded else sims)
 
     # -- SIMs ---------------------------------------------------------------------------------
 
@@ -177,9 +179,13 @@ class Directory:
         self._by = {k: {} for k in self._by}
         for sim in sims:
             self._add(self._plan(sim))
+        self._sims_changed = None
 
     def _rebuild_sim_plans(self) -> None:
+        """After a trunk change: the same SIMs, new egress (their credentials unchanged)."""
+        changed = self._sims_changed
         self._set_all_sims([plan.sim for plan in self.sims.values()])
+        self._sims_changed = changed
 
     def _add(self, plan: SimPlan) -> None:
         sim = plan.sim
@@ -217,6 +223,9 @@ class Directory:
             self._remove(sim.username)
             self._add(self._plan(sim))
             districts.add(sim.district_id)
+            touched.add(sim.username)
+        if self.watching and self._sims_changed is not None:
+            self._sims_changed |= touched
         self._mark_dids(lambda plan: plan is not None and plan.district_id in districts)
 
     def sim(self, username: str | None) -> SimPlan | None:

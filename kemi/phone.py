@@ -17,6 +17,7 @@ _DIALABLE = re.compile(r"^\+?[0-9]{3,20}$")
 # international prefix), 7 + a mobile number, and a bare mobile number.
 _CANONICAL_PLUS7 = re.compile(r"^\+7([1-9][0-9]{9})$")
 _RUSSIAN_FORMS = re.compile(r"^(?:\+7([1-9][0-9]{9})|8([2-9][0-9]{9})|7(9[0-9]{9})|(9[0-9]{9}))$")
+_RUSSIAN_MOBILE = re.compile(r"^\+79[0-9]{9}$")
 # The user part of a sip:/sips:/tel: URI, inside <> or bare.
 _URI_USER = re.compile(r"(?:sips?:|tel:)([^@;>?]+)", re.IGNORECASE)
 
@@ -119,6 +120,8 @@ def destination_class(number: str) -> str:
     # foreign (phonenumbers knows +7 7xx as KZ, and +7 6xx as nobody's).
     if number[2:3] in ("6", "7"):
         return KAZAKHSTAN
+    if _RUSSIAN_MOBILE.match(number):  # every +7 9XX XXX XX XX is a Russian mobile (tested)
+        return DOMESTIC
     parsed = phonenumbers.parse(number, None)
     if not phonenumbers.is_valid_number(parsed) or phonenumbers.region_code_for_number(parsed) != "RU":
         return UNASSIGNED

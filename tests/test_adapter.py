@@ -44,9 +44,8 @@ def test_inbound_call_rings_the_first_registered_sim_with_the_plan_for_kamailio_
     ksr = FakeKSR(request(**{"$ai": "sip:89891234567@x"}), registered={IVAN, BORIS})
     assert router(ksr).route_initial(None, fields(ksr)) == RELAY_TO_SIM
     assert plan(ksr) == ['"Sochi"', "sip:+79891234567@carrier.example",
-                         "sip:+79891234567@carrier.example"]
+                         "sip:+79891234567@carrier.example", BORIS]
     assert ksr.called("registrar.lookup_uri") == [("location", f"sip:{IVAN}@pbx.local")]
-    assert ksr.pv.values[HUNT_AVP] == BORIS
     # From, PAI, failure route, timers, dialog, record-routing and the relay are
     # kamailio.cfg's (route RING_SIM): no crossing for them.
     for mechanics in ("uac.uac_replace_from", "hdr.append", "tm.t_on_failure", "tm.t_set_fr",
@@ -59,7 +58,7 @@ def test_unregistered_first_sim_is_skipped_at_once():
     assert router(ksr).route_initial(None, fields(ksr)) == RELAY_TO_SIM
     assert [c[1] for c in ksr.called("registrar.lookup_uri")] == [f"sip:{IVAN}@pbx.local",
                                                                   f"sip:{BORIS}@pbx.local"]
-    assert ksr.pv.values[HUNT_AVP] == ""
+    assert plan(ksr)[3] == ""  # nobody left after Boris
 
 
 def test_nobody_registered_is_480():
@@ -70,8 +69,10 @@ def test_nobody_registered_is_480():
 
 def test_failure_route_aims_at_the_next_then_gives_up_with_480():
     ksr = FakeKSR(registered={BORIS})
-    assert router(ksr).hunt_next(None, BORIS) == RELAY_TO_SIM
-    assert ksr.called("registrar.lookup_uri") == [("location", f"sip:{BORIS}@pbx.local")]
+    assert router(ksr).hunt_next(None, f"{IVAN},{BORIS}") == RELAY_TO_SIM
+    assert ksr.called("registrar.lookup_uri") == [("location", f"sip:{IVAN}@pbx.local"),
+                                                  ("location", f"sip:{BORIS}@pbx.local")]
+    assert ksr.pv.values[HUNT_AVP] == ""
     ksr = FakeKSR(registered={BORIS})
     assert router(ksr).hunt_next(None, NULL) == DONE
     assert ksr.called("tm.t_reply") == [(480, "Temporarily Unavailable")]
@@ -97,8 +98,9 @@ def test_unknown_did_is_refused_and_logged_once_per_source_per_second():
 
 
 def test_a_pipe_inside_a_field_does_not_shift_the_others():
-    req, _ = parse_request("INVITE|127.0.0.2|+78622550101|h|a%7Cb|<null>|<null>|"
-                           "<sip:+78612100101@x>;reason=x%7Cy|<null>|<null>")
+    req, _, verified = parse_request("INVITE|127.0.0.2|+78622550101|h|a%7Cb|<null>|0|<null>|"
+                                     "<sip:+78612100101@x>;reason=x%7Cy|<null>|<null>")
+    assert not verified
     assert req.from_user == "a|b" and req.diversion == "<sip:+78612100101@x>;reason=x|y"
 
 
@@ -276,8 +278,9 @@ def ksr_calls(pv, registered=()):
 
 def test_ksr_crossings_per_initial_request_stay_few():
     """Each KSR call crosses from Python into Kamailio (README, Wire speed)."""
-    assert ksr_calls(request(), registered={IVAN, BORIS}) == 3  # inbound: lookup, hunt, plan
-    assert ksr_calls(sim_request()) == 2  # outbound: the digest check, the plan
+    assert ksr_calls(request(), registered={IVAN, BORIS}) == 2  # inbound: lookup, plan
+    assert ksr_calls(sim_request()) == 2  # outbound before the SIMs are published: digest, plan
+    assert ksr_calls({**sim_request(), "$var(authenticated)": "1"}) == 1  # verified: the plan
     assert ksr_calls({**sim_request(), "$au": None}) == 0  # challenged: no crossing at all
 
 
@@ -294,5 +297,35 @@ def test_the_watcher_publishes_the_trunk_networks_to_kamailio_cfg():
     r.watch_changes(None)  # nothing changed: nothing published
     assert len(ksr.calls) == calls
     directory.db.pending.append("trunk trunk=1")
+    directory._next_check = 0  # the watcher looks again 100 ms later
     r.watch_changes(None)
-    assert len(ksr.calls) > calls
+    assert ksr.called("pv.sets")[-1][0] == TRUNK_NETWORKS_VAR and len(ksr.calls) > calls
+
+
+def test_a_digest_kamailio_cfg_verified_is_not_checked_again():
+    ksr = FakeKSR({**sim_request(), "$var(authenticated)": "1"}, auth_rc=-2)
+    assert router(ksr).route_initial(None, fields(ksr)) == RELAY
+    assert ksr.called("auth.pv_auth_check") == []
+
+
+def test_a_verified_sim_this_worker_does_not_know_yet_is_challenged_again():
+    ksr = FakeKSR({**sim_request(**{"$au": "+79990000000", "$fU": "+79990000000"}),
+                   "$var(authenticated)": "1"})
+    assert router(ksr).route_initial(None, fields(ksr)) == CHALLENGE_RC
+
+
+def test_the_watcher_publishes_every_sims_ha1_and_state_then_each_change():
+    directory = demo_directory()
+    ksr = FakeKSR()
+    r = router(ksr, directory)
+    r.watch_changes(None)
+    sets = {c[1]: c[2] for c in ksr.called("htable.sht_sets")}
+    assert sets[IVAN] == "0" * 32 + ":0"
+    assert sets["+79181110008"].endswith(":1") and sets["+79181110007"].endswith(":2")
+    assert ksr.called("htable.sht_reset") == [("sims",)] and ksr.pv.values["$shv(sims_loaded)"] == 1
+    ksr.calls.clear()
+    directory.db.all_sims = [s for s in directory.db.all_sims if s.username != IVAN]
+    directory.db.pending.append(f"sim sim={IVAN}")
+    directory._next_check = 0
+    r.watch_changes(None)
+    assert ksr.called("htable.sht_rm") == [("sims", IVAN)] and ksr.called("htable.sht_sets") == []

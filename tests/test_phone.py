@@ -143,3 +143,14 @@ def test_a_plus7_number_outside_russian_ranges_is_never_domestic(dialled, fmt):
 def test_kazakhstan_shares_plus7():
     assert phone.destination_class("+76012345678") == phone.KAZAKHSTAN
     assert phone.destination_class("+77012345678") == phone.KAZAKHSTAN
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.from_regex(r"\A\+79[0-9]{9}\Z"))
+def test_the_mobile_fast_path_of_the_destination_policy_agrees_with_phonenumbers(number):
+    phone.destination_class.cache_clear()
+    parsed = phonenumbers.parse(number, None)
+    assert phonenumbers.is_valid_number(parsed)
+    assert phonenumbers.region_code_for_number(parsed) == "RU"
+    assert phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE
+    assert phone.destination_class(number) == phone.DOMESTIC

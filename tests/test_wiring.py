@@ -73,7 +73,7 @@ def test_the_plan_fields_are_read_where_python_writes_them():
     assert set(re.findall(rf"\$\(avp\({avp}\){{s\.select,(\d),\|}}\)", block("route[CALL_OUT]"))) \
         == {str(i) for i in range(6)}
     assert set(re.findall(rf"\$\(avp\({avp}\){{s\.select,(\d),\|}}\)", block("route[RING_SIM]"))) \
-        == {"0", "1", "2"}
+        == {"0", "1", "2", "3"}
     assert adapter.SEPARATOR == "|"
 
 
@@ -99,6 +99,13 @@ def test_htables_and_shared_variables_named_by_python_exist_in_kamailio_cfg():
     assert f'modparam("pv", "shvset", "{nets}=s:")' in CFG
     assert f'modparam("pv", "shvset", "{loaded}=i:0")' in CFG
     assert f"$sht({adapter.AUTH_OK_TABLE}=>$si::$au) = 1" in block("route[AUTHENTICATED]")
+    assert re.search(rf'modparam\("htable", "htable", "{adapter.SIMS_TABLE}=>', CFG)
+    sims_loaded = adapter.SIMS_LOADED_VAR[len("$shv("):-1]
+    assert f'modparam("pv", "shvset", "{sims_loaded}=i:0")' in CFG
+    verify = block("route[VERIFY_SIM]")
+    assert f"$sht({adapter.SIMS_TABLE}=>$au)" in verify
+    for state in (adapter.SIM_ACTIVE, adapter.SIM_INACTIVE):
+        assert f'$var(state) != "{state}"' in verify or f'$var(state) == "{state}"' in verify
 
 
 def test_kamailio_cfg_challenges_non_trunk_sources_before_python():
