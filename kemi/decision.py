@@ -20,15 +20,14 @@ authenticated SIM | unparsable                        | 404 Number Dialed Incorr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .model import DidPlan, Egress, Hop, Sim, SimPlan, Trunk
-from .phone import (INTERNATIONAL, KAZAKHSTAN, PREMIUM_RATE, UNASSIGNED, as_carrier_reads,
+from .phone import (DOMESTIC, INTERNATIONAL, KAZAKHSTAN, PREMIUM_RATE, UNASSIGNED, as_carrier_reads,
                     destination_class, for_trunk, original_called, to_e164)
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     """What the decision reads of an initial request."""
 
     method: str
@@ -51,8 +50,7 @@ class _Unavailable:
 UNAVAILABLE = _Unavailable()
 
 
-@dataclass(frozen=True, slots=True)
-class Number:
+class Number(NamedTuple):
     """What the routing data says about one number (adapter: Directory.number)."""
 
     did_company: int | None = None  # the company renting it, when it is a DID
@@ -64,47 +62,40 @@ NOT_OURS = Number()
 
 
 # Authentication facts, for sources that are not trunks.
-@dataclass(frozen=True, slots=True)
-class Verified:
+class Verified(NamedTuple):
     plan: SimPlan
 
 
 NO_CREDENTIALS, STALE, REFUSED = "no credentials", "stale", "refused"
 
 
-@dataclass(frozen=True, slots=True)
-class Facts:
+class Facts(NamedTuple):
     trunk: Trunk | None  # the trunk the source belongs to
     auth: Verified | str | None = None  # for any other source
-    numbers: dict | None = None  # E.164 -> Number, for numbers_to_look_up()
+    numbers: dict = {}  # E.164 -> Number, for numbers_to_look_up()
     emergency: Egress | None = None  # the authenticated SIM's emergency egress, when dialled
 
 
 # -- decisions -------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     code: int
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
 class Challenge:
     """No (or stale) credentials: 407 (401 for REGISTER)."""
 
 
-@dataclass(frozen=True, slots=True)
 class AuthFailed:
     """Refused credentials: counted toward a ban and answered 403 by kamailio.cfg."""
 
 
-@dataclass(frozen=True, slots=True)
 class Register:
     """Store the authenticated SIM's contact in the location table."""
 
 
-@dataclass(frozen=True, slots=True)
-class Ring:
+class Ring(NamedTuple):
     """Ring corporate SIMs one after another (serial hunting)."""
 
     targets: tuple[str, ...]  # SIM usernames, in hunting order
@@ -114,8 +105,7 @@ class Ring:
     via: str  # the trunk the call came in on, or "sim"
 
 
-@dataclass(frozen=True, slots=True)
-class CallOut:
+class CallOut(NamedTuple):
     """An outbound call: the client sees `caller`; hops are tried in order."""
 
     called: str  # E.164 (or the emergency short code)
@@ -248,16 +238,19 @@ def _from_sim(req: Request, plan: SimPlan, facts: Facts, region: str):
     kind = destination_class(number)
     if kind not in plan.allowed:
         return DESTINATION_REFUSALS[kind]
-    return _call_out(number, plan.egress, anonymous=wants_privacy(req.privacy))
+    return _call_out(number, plan.egress, anonymous=wants_privacy(req.privacy),
+                     domestic=kind == DOMESTIC)
 
 
-def _call_out(number: str, egress: Egress | None, anonymous: bool, emergency: bool = False):
+def _call_out(number: str, egress: Egress | None, anonymous: bool, emergency: bool = False,
+              domestic: bool = False):
     if egress is None:
         return NO_ROUTE_OUT
     # A trunk whose format cannot carry this number (a +7 10x number written nationally
     # reads 8-10-..., an international call) is not tried: the carrier must dial the very
-    # number the destination policy judged.
-    hops = tuple(h for h in egress.hops if carries(h, number))
+    # number the destination policy judged. Every trunk format carries a domestic number
+    # as dialled (property-tested, tests/test_phone.py).
+    hops = egress.hops if domestic else tuple(h for h in egress.hops if carries(h, number))
     if not hops:
         return NUMBER_DIALED_INCORRECTLY
     caller = egress.caller if hops[0] is egress.hops[0] else _caller_for(egress, hops[0])

@@ -60,6 +60,7 @@ class Directory:
         self._serving_stale = False
         self.hits = self.misses = self.stale_serves = 0
         self.changes_applied = 0
+        self.full_loads = 0  # every snapshot reloaded whole
         # What changed since the change watcher last published (take_changes): tracked only
         # in the watcher's process, where `watching` is set.
         self.watching = False
@@ -111,6 +112,7 @@ class Directory:
             self._set_did_index(index)
             self._dids.clear()
             self.loaded = True
+            self.full_loads += 1
             return
         tables = changes.tables
         if "trunk" in tables:

@@ -1,15 +1,18 @@
-"""Routing data as frozen records (kemi/db.py makes them from rows), and the plans a call
-applies (kemi/plans.py makes them from records, ahead of any call)."""
+"""Routing data as immutable records (kemi/db.py makes them from rows), and the plans a call
+applies (kemi/plans.py makes them from records, ahead of any call).
+
+Named tuples rather than frozen dataclasses: made by the hundred thousand at a load, and a
+frozen dataclass's __init__ sets each field through object.__setattr__ (three times the
+cost of a tuple, measured)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # -- records: what the database holds -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Trunk:
+class Trunk(NamedTuple):
     id: int
     name: str
     carrier: str
@@ -24,8 +27,7 @@ class Trunk:
     is_default: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Sim:
+class Sim(NamedTuple):
     """A corporate SIM with what authentication and outbound routing need (sql/queries/sims.sql)."""
 
     username: str
@@ -47,8 +49,7 @@ class Sim:
         return self.sim_active and self.manager_active
 
 
-@dataclass(frozen=True, slots=True)
-class DidRoute:
+class DidRoute(NamedTuple):
     """One DID's district and who rings, in hunting order (sql/queries/did_route.sql)."""
 
     number: str
@@ -62,8 +63,7 @@ class DidRoute:
 # -- plans: what a call applies, prepared when the data arrives --------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Hop:
+class Hop(NamedTuple):
     """One carrier an outbound call may try, its Request-URI ready but for the number."""
 
     trunk: str
@@ -73,8 +73,7 @@ class Hop:
     auth_password: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Egress:
+class Egress(NamedTuple):
     """The carriers a caller ID may leave through, in order, and the caller ID as the first
     of them writes it (From and P-Asserted-Identity)."""
 
@@ -82,8 +81,7 @@ class Egress:
     caller: str  # caller ID in hops[0]'s number format
 
 
-@dataclass(frozen=True, slots=True)
-class SimPlan:
+class SimPlan(NamedTuple):
     """Everything a call from, or to, one SIM needs."""
 
     sim: Sim
@@ -98,8 +96,7 @@ class SimPlan:
         return self.sim.username
 
 
-@dataclass(frozen=True, slots=True)
-class DidPlan:
+class DidPlan(NamedTuple):
     """An inbound call to one DID: the district shown and the SIMs to ring, in order."""
 
     number: str

@@ -99,8 +99,7 @@ def test_the_first_usable_trunk_shows_the_caller_id_in_its_own_format():
     """The owner (national format) cannot carry +7 10x: the next trunk shows the caller ID."""
     pavel = sim("+79181110002", caller_id="+78612100103", caller_id_trunk_id=2,
                 allow_international=True)
-    kuban_foreign = KUBAN.__class__(**{**{f: getattr(KUBAN, f) for f in KUBAN.__dataclass_fields__},
-                                       "accepts_foreign_caller_id": True})
+    kuban_foreign = KUBAN._replace(accepts_foreign_caller_id=True)
     out = dial("1050012345", pavel, trunks=(kuban_foreign, SOUTH))
     assert [h.trunk for h in out.hops] == ["kuban-telecom"] and out.caller == "+78612100103"
 

@@ -141,8 +141,7 @@ def test_trunk_sources_follow_the_trunk_snapshot_and_stay_bounded(env):
     assert d.trunk_for_source("10.20.9.9").name == "south-link"  # by network
     assert d.trunk_for_source("127.0.0.9") is None
     kuban = db.all_trunks[0]
-    db.all_trunks = (kuban.__class__(**{**{f: getattr(kuban, f) for f in kuban.__dataclass_fields__},
-                                        "sources": ("127.0.0.9/32",)}),) + db.all_trunks[1:]
+    db.all_trunks = (kuban._replace(sources=("127.0.0.9/32",)),) + db.all_trunks[1:]
     assert d.trunk_for_source("127.0.0.9") is None  # nothing notified: the same snapshot
     notify("trunk trunk=1")
     assert d.trunk_for_source("127.0.0.9").name == "kuban-telecom"

@@ -18,5 +18,6 @@ def test_the_performance_harness_runs_end_to_end(tmp_path):
         (c, p) for c in sip_bench.CONFIGS for p in sip_bench.PROFILES}
     assert all(r["failed"] == 0 and r["calls"] > 0 and r["cpu_ms_per_call"] > 0 for r in fixed)
     assert report["ratio_python_to_native"] > 0
-    assert "| python | mixed |" in (tmp_path / "results.md").read_text()
+    text = (tmp_path / "results.md").read_text()
+    assert "| python | 20 |" in text and "| 0 | python | mixed | 20 |" in text
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
