@@ -33,7 +33,22 @@ def test_decide_outbound_over_plans(benchmark):
 
 
 def test_whole_inbound_call_in_python(benchmark):
-    """route_initial for a carrier's call to a DID: facts, decision, aim, plan."""
+    """route_initial for a carrier's call to a DID: facts, decision, aim, plan (the
+    decision not remembered from an earlier call with the same fields)."""
+    ksr = FakeKSR(registered={"+79181110003"})
+    router = Router(ksr, Config(log_level=1), DIRECTORY, clock=lambda: 0.0)
+    router._stats_due = float("inf")
+    line = fields({"$rm": "INVITE", "$si": "127.0.0.2", "$rU": "88622550101",
+                   "$fd": "carrier.example", "$fU": "89891234567"})
+
+    def call():
+        ksr.calls.clear()
+        router._decided.clear()
+        return router.route_initial(None, line)
+    assert benchmark(call) == 3
+
+
+def test_whole_inbound_call_in_python_decision_remembered(benchmark):
     ksr = FakeKSR(registered={"+79181110003"})
     router = Router(ksr, Config(log_level=1), DIRECTORY, clock=lambda: 0.0)
     router._stats_due = float("inf")
@@ -47,16 +62,17 @@ def test_whole_inbound_call_in_python(benchmark):
 
 
 def test_whole_outbound_call_in_python(benchmark):
-    """route_initial for an authenticated SIM calling a client: facts (the digest check
-    is the fake's), decision, plan."""
+    """route_initial for an authenticated SIM calling a client: facts (the digest verified
+    by kamailio.cfg), decision, plan."""
     ksr = FakeKSR()
     router = Router(ksr, Config(log_level=1), DIRECTORY, clock=lambda: 0.0)
     router._stats_due = float("inf")
     line = fields({"$rm": "INVITE", "$si": "127.0.0.1", "$rU": "89891234567", "$fd": "pbx.local",
-                   "$fU": "+79181110003", "$au": "+79181110003"})
+                   "$fU": "+79181110003", "$au": "+79181110003", "$var(authenticated)": "1"})
 
     def call():
         ksr.calls.clear()
+        router._decided.clear()
         return router.route_initial(None, line)
     assert benchmark(call) == 2
 

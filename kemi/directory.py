@@ -174,7 +174,7 @@ class Directory:
     # -- SIMs ---------------------------------------------------------------------------------
 
     def _plan(self, sim) -> SimPlan:
-        return sim_plan(sim, self._egress, self.realm, check_sim)
+        return sim_plan(sim, self._egress, check_sim)
 
     def _set_all_sims(self, sims) -> None:
         self.sims = {}

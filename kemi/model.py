@@ -88,7 +88,6 @@ class SimPlan(NamedTuple):
     refusal: object | None  # decision.Reply when the SIM may not call (inactive), else None
     allowed: frozenset[str]  # destination classes its company may call (phone.DOMESTIC, ...)
     egress: Egress | None  # None: no trunk can carry its caller ID
-    target_uri: str  # the SIM's address of record, for the location table
     display: str  # its district's name, quoted: shown when a carrier calls this SIM's number
 
     @property

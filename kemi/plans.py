@@ -8,6 +8,8 @@ when the data arrives, not per call.
 
 from __future__ import annotations
 
+import functools
+
 from .model import DidPlan, DidRoute, Egress, Hop, Sim, SimPlan, Trunk
 from .phone import DOMESTIC, INTERNATIONAL, KAZAKHSTAN, PREMIUM_RATE, UNASSIGNED, for_trunk
 
@@ -67,12 +69,19 @@ class EgressCache:
             return plan
 
 
-def sim_plan(sim: Sim, egresses: EgressCache, realm: str, refusal_of) -> SimPlan:
+def sim_plan(sim: Sim, egresses: EgressCache, refusal_of) -> SimPlan:
     """refusal_of(sim) is the core's rule for a SIM that may not call (decision.check_sim)."""
-    allowed = frozenset({DOMESTIC} | {c for c, permission in PERMISSIONS.items()
-                                      if getattr(sim, permission)})
-    return SimPlan(sim, refusal_of(sim), allowed, egresses.get(sim.caller_id, sim.caller_id_trunk_id),
-                   f"sip:{sim.username}@{realm}", quoted(sim.district_name))
+    return SimPlan(sim, refusal_of(sim), allowed_classes(sim.allow_international,
+                                                         sim.allow_premium_rate, sim.allow_kazakhstan),
+                   egresses.get(sim.caller_id, sim.caller_id_trunk_id), quoted(sim.district_name))
+
+
+@functools.lru_cache(maxsize=None)
+def allowed_classes(international: bool, premium_rate: bool, kazakhstan: bool) -> frozenset[str]:
+    """The destination classes a company's permissions open: eight sets, shared by every SIM."""
+    granted = {"allow_international": international, "allow_premium_rate": premium_rate,
+               "allow_kazakhstan": kazakhstan}
+    return frozenset({DOMESTIC} | {c for c, permission in PERMISSIONS.items() if granted[permission]})
 
 
 def did_plan(route: DidRoute) -> DidPlan:
@@ -80,8 +89,10 @@ def did_plan(route: DidRoute) -> DidPlan:
                    quoted(route.district_name), route.hunt)
 
 
+@functools.lru_cache(maxsize=65536)
 def quoted(display: str) -> str:
     """A display name as a SIP quoted-string (RFC 3261 25.1), safe in kamailio.cfg's plan
-    field: '|' separates the fields there (adapter.PLAN_AVP), and is replaced."""
+    field: '|' separates the fields there (adapter.PLAN_AVP), and is replaced. One string
+    per district, shared by its SIMs and DIDs."""
     text = display.replace("\\", "\\\\").replace('"', '\\"').replace("|", "/")
     return f'"{text}"'
