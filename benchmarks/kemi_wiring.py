@@ -20,7 +20,11 @@ from kemi.adapter import (AUTH_FAILED_RC, CHALLENGE_RC, DIALOG_TRUNK_VAR, EGRESS
 MAX_FORWARDS = 10
 SANITY_CHECKS, SANITY_URIS = 18277, 7
 FIELD_MAX = 256
-CARRIER_VAR, SIM_CONTACT_VAR = "$dlg_var(carrier)", "$dlg_var(sim)"
+CALLER_SIDE_VAR, CALLEE_SIDE_VAR = "$dlg_var(caller_side)", "$dlg_var(callee_side)"
+MEDIA_BACK_AVP = "$avp(media_back)"
+MEDIA_FLAGS = "replace-origin replace-session-connection ICE=remove"
+FLT_OFFERED, FLB_NAT, FLB_PING = 1, 6, 7
+NAT_TESTS = 19
 IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 EXIT = -255  # KEMI: stop processing the message
@@ -45,6 +49,7 @@ class KemiRouter(Router):
         get = ksr.pv.get
         if get("$sht(ipban=>$si)") is not None:
             return EXIT
+        ksr.force_rport()
         nets = get(TRUNK_NETWORKS_VAR)
         self._trunk = bool(nets) and ksr.ipops.is_in_subnet(get("$si"), nets) > 0
         if not self._trunk and self.config.flood_reqs and ksr.pike.pike_check_req() < 0:
@@ -72,8 +77,8 @@ class KemiRouter(Router):
         self._authenticated_here = False
         if not self._trunk and get(TRUNKS_LOADED_VAR) == 1 and self._untrusted() == EXIT:
             return EXIT
-        if method == "REGISTER":
-            ksr.nathelper.fix_nated_register()
+        if not self._trunk and method != "REGISTER":
+            self._nat_request()
         fields = SEPARATOR.join("1" if name == "$var(authenticated)" and self._authenticated_here
                                 else "0" if name == "$var(authenticated)" else _escaped(get(name))
                                 for name in REQUEST_FIELDS)
@@ -88,6 +93,7 @@ class KemiRouter(Router):
             self._refuse_here(403, "Forbidden")
         elif answer == SAVE_REGISTRATION:
             self._authenticated()
+            self._nat_register()
             if ksr.registrar.save("location", 0) < 0:
                 ksr.sl.sl_reply_error()
         elif answer == CHALLENGE_RC:
@@ -109,9 +115,9 @@ class KemiRouter(Router):
         ksr.pv.sets(EGRESS_AVP, plan[5])
         ksr.tm.t_on_failure(FAILURE_ROUTE_EGRESS)
         self._authenticated()
-        ksr.pv.sets(CARRIER_VAR, "callee")
-        self._hide_sim_contact()
-        self._relay_initial(to_sim=False)
+        if self.config.carrier_sip_addr != self.config.sip_addr:
+            ksr.pv.sets("$fs", f"udp:{self.config.carrier_sip_addr}:{self.config.sip_port}")
+        self._relay_initial(to_sim=False, sides=("sim", "carrier"))
 
     def _ring_sim_plan(self) -> None:
         ksr, plan = self.ksr, self._plan()
@@ -120,13 +126,11 @@ class KemiRouter(Router):
         if len(plan) > 2 and plan[2]:
             ksr.hdr.append(f"P-Asserted-Identity: <{plan[2]}>\r\n")
         ksr.pv.sets(HUNT_AVP, plan[3] if len(plan) > 3 else "")
+        ksr.tm.t_set_disable_internal_reply(1)
         self._arm_hunt()
-        if self._trunk:
-            ksr.pv.sets(CARRIER_VAR, "caller")
-            ksr.tm.t_on_reply("ksr_from_sim_to_carrier")
-        else:
+        if not self._trunk:
             self._authenticated()
-        self._relay_initial(to_sim=True)
+        self._relay_initial(to_sim=True, sides=("carrier" if self._trunk else "sim", "sim"))
 
     def _arm_hunt(self) -> None:
         ksr, c = self.ksr, self.config
@@ -139,17 +143,118 @@ class KemiRouter(Router):
         ksr.auth.consume_credentials()
         ksr.htable.sht_seti("authok", f"{ksr.pv.get('$si')}::{ksr.pv.get('$au')}", 1)
 
-    def _relay_initial(self, to_sim: bool) -> None:
+    def _relay_initial(self, to_sim: bool, sides: tuple[str, str]) -> None:
         ksr = self.ksr
         ksr.dialog.dlg_manage()
         ksr.rr.record_route()
         for name in IDENTITY_HEADERS:
             ksr.hdr.remove(name)
+        ksr.pv.sets(CALLER_SIDE_VAR, sides[0])
+        ksr.pv.sets(CALLEE_SIDE_VAR, sides[1])
+        if sides[0] == "sim" and ksr.nathelper.nat_uac_test(NAT_TESTS) > 0:
+            ksr.rr.add_rr_param(";nat=yes")
+        if not self._media_request(*sides):
+            return
+        ksr.tm.t_on_reply("ksr_reply")
         if ksr.tm.t_relay() < 0:
             if to_sim:  # no branch left (ksr_branch_to_sim dropped it): the next SIM
                 self._hunt_on()
             else:
+                self._media_delete()
                 ksr.sl.sl_reply_error()
+
+    # -- kamailio.cfg's NAT_REGISTER, NAT_REQUEST, REPLY, MEDIA_* ------------------------------
+
+    def _nat_register(self) -> None:
+        ksr = self.ksr
+        ksr.nathelper.fix_nated_register()
+        ksr.setbflag(FLB_PING)
+        if ksr.nathelper.nat_uac_test(NAT_TESTS) > 0:
+            ksr.setbflag(FLB_NAT)
+
+    def _nat_request(self) -> None:
+        if self.ksr.hdr.is_present("Contact") > 0:
+            self.ksr.nathelper.set_contact_alias()
+
+    def ksr_reply(self, msg) -> int:
+        ksr = self.ksr
+        status = int(ksr.pv.get("$rs") or 0)
+        if 101 <= status <= 299:
+            nets = ksr.pv.get(TRUNK_NETWORKS_VAR)
+            if ksr.hdr.is_present("Contact") > 0 and (
+                    not nets or ksr.ipops.is_in_subnet(ksr.pv.get("$si"), nets) < 0):
+                ksr.nathelper.set_contact_alias()
+            self._media_reply()
+        return 1
+
+    def _media_on(self) -> bool:
+        return self.config.media == "on"
+
+    def _media_request(self, from_side: str, to_side: str) -> bool:
+        """False: the call was refused (PBX_MEDIA_DOWN=refuse)."""
+        ksr = self.ksr
+        if not self._media_on():
+            return True
+        method = ksr.pv.get("$rm")
+        if ksr.textops.has_body_type("application/sdp") < 0:
+            if method == "INVITE":
+                ksr.pv.sets(MEDIA_BACK_AVP, f"direction={to_side} direction={from_side}")
+            return True
+        if method == "ACK":
+            if ksr.rtpengine.rtpengine_answer(MEDIA_FLAGS) < 0:
+                self._media_failed()
+            return True
+        if method not in ("INVITE", "UPDATE"):
+            return True
+        if ksr.rtpengine.rtpengine_offer(f"{MEDIA_FLAGS} direction={from_side} direction={to_side}") > 0:
+            ksr.setflag(FLT_OFFERED)
+            return True
+        return self._media_failed()
+
+    def _media_reply(self) -> None:
+        ksr = self.ksr
+        if not self._media_on() or ksr.textops.has_body_type("application/sdp") < 0:
+            return
+        if ksr.isflagset(FLT_OFFERED):
+            if ksr.rtpengine.rtpengine_answer(MEDIA_FLAGS) < 0:
+                self._media_failed()
+        elif ksr.pv.get(MEDIA_BACK_AVP) is not None:
+            if ksr.rtpengine.rtpengine_offer(f"{MEDIA_FLAGS} {ksr.pv.get(MEDIA_BACK_AVP)}") < 0:
+                self._media_failed()
+
+    def _media_failed(self) -> bool:
+        ksr = self.ksr
+        ksr.statistics.update_stat("media_unanchored", 1)
+        ksr.warn(f"media relay unavailable: {ksr.pv.get('$rm')} connected unanchored "
+                 f"call_id={ksr.pv.get('$ci')}\n")
+        if (self.config.media_down == "refuse" and ksr.is_INVITE() > 0
+                and ksr.siputils.has_totag() < 0 and ksr.pv.get("$rs") is None):
+            self._media_delete()
+            self._refuse_here(503, "Media Relay Unavailable")
+            return False
+        return True
+
+    def _media_delete(self) -> None:
+        if self._media_on():
+            self.ksr.rtpengine.rtpengine_delete("delete-delay=0")
+
+    def ksr_dialog_event(self, evname: str) -> int:
+        """dialog event_callback: kamailio.cfg's event_route[dialog:end] and [dialog:failed]."""
+        if self._media_on() and evname in ("dialog:end", "dialog:failed"):
+            get = self.ksr.pv.get
+            self.ksr.rtpengine.rtpengine_delete(
+                f"call-id={get('$dlg(callid)')} from-tag={get('$dlg(from_tag)')} delete-delay=0")
+        return 1
+
+    def XMLRPC(self, msg) -> int:  # noqa: N802 (kamailio.cfg's route XMLRPC)
+        ksr, get = self.ksr, self.ksr.pv.get
+        if (get("$Rp") != self.config.rpc_port or get("$si") != "127.0.0.1"
+                or "<methodName>dlg.terminate_dlg</methodName>" not in (get("$rb") or "")):
+            ksr.xmlrpc.xmlrpc_reply(403, "Forbidden")
+            return 1
+        ksr.notice("media timeout: ending the call\n")
+        ksr.xmlrpc.dispatch_rpc()
+        return 1
 
     def _hunt_on(self) -> None:
         """kamailio.cfg's route HUNT_NEXT."""
@@ -219,7 +324,7 @@ class KemiRouter(Router):
             return self._refuse_here(403, "SIM Inactive" if state == "1" else "Manager Inactive")
         self._authenticated_here = True
         if ksr.pv.get("$rm") == "REGISTER":
-            ksr.nathelper.fix_nated_register()
+            self._nat_register()
             self._authenticated()
             if ksr.registrar.save("location", 0) < 0:
                 ksr.sl.sl_reply_error()
@@ -255,7 +360,7 @@ class KemiRouter(Router):
             ksr.htable.sht_setex("ipban", source, self.config.ban_s)
             ksr.warn(f"banned source={source} reason={why} for={self.config.ban_s} s\n")
 
-    # -- kamailio.cfg's WITHINDLG, HIDE_SIM_CONTACT, WITHIN_CARRIER_DIALOG ---------------------
+    # -- kamailio.cfg's WITHINDLG ---------------------------------------------------------------
 
     def _within_dialog(self, method: str) -> int:
         ksr = self.ksr
@@ -268,9 +373,18 @@ class KemiRouter(Router):
             ksr.textops.subst_hf("To", "/^[^<]*</</", "f")
             if ksr.pv.get(DIALOG_TRUNK_VAR) is not None and ksr.rr.is_direction("downstream") > 0:
                 ksr.tm.t_on_failure(FAILURE_ROUTE_INDIALOG_AUTH)
-            carrier = ksr.pv.get(CARRIER_VAR)
-            if carrier is not None:
-                self._within_carrier_dialog(carrier)
+            if ksr.pv.get("$du") is None:
+                ksr.nathelper.handle_ruri_alias()
+            if ksr.rr.check_route_param("nat=yes") > 0:
+                ksr.set_forward_no_connect()
+            if not self._trunk:
+                self._nat_request()
+            sides = (ksr.pv.get(CALLER_SIDE_VAR) or "sim", ksr.pv.get(CALLEE_SIDE_VAR) or "sim")
+            if ksr.rr.is_direction("upstream") > 0:
+                sides = sides[::-1]
+            self._media_request(*sides)  # in a dialog, never refused
+            if method in ("INVITE", "UPDATE"):
+                ksr.tm.t_on_reply("ksr_reply")
             ksr.tm.t_relay()
             return 1
         if method == "ACK":
@@ -278,30 +392,6 @@ class KemiRouter(Router):
                 ksr.tm.t_relay()
             return 1
         ksr.sl.send_reply(404, "Not Here")
-        return 1
-
-    def _hide_sim_contact(self) -> None:
-        ksr = self.ksr
-        if ksr.hdr.is_present("Contact") > 0:
-            ksr.pv.sets(SIM_CONTACT_VAR, ksr.pv.get("$(ct{nameaddr.uri})"))
-            ksr.hdr.remove("Contact")
-            ksr.hdr.append(f"Contact: <sip:{self.config.realm};transport={ksr.pv.get('$pr')}>\r\n")
-
-    def _within_carrier_dialog(self, carrier: str) -> None:
-        ksr = self.ksr
-        downstream = ksr.rr.is_direction("downstream") > 0
-        if downstream == (carrier == "caller"):  # from the carrier, toward the SIM
-            sim = ksr.pv.get(SIM_CONTACT_VAR)
-            if sim is not None:
-                ksr.pv.sets("$ru", sim)
-            ksr.tm.t_on_reply("ksr_from_sim_to_carrier")
-        else:
-            self._hide_sim_contact()
-
-    def ksr_from_sim_to_carrier(self, msg) -> int:
-        status = int(self.ksr.pv.get("$rs") or 0)
-        if 101 <= status <= 299:  # provisional (but 100) and success replies carry a Contact
-            self._hide_sim_contact()
         return 1
 
     def ksr_branch_to_sim(self, msg) -> int:
@@ -312,6 +402,8 @@ class KemiRouter(Router):
             ksr.warn(f"refused branch to a trunk address dst={ksr.pv.get('$nh(d)')}\n")
             ksr.set_drop()
             return EXIT
+        if ksr.isbflagset(FLB_NAT):
+            ksr.rr.add_rr_param(";nat=yes")
         return 1
 
     def STRAY_REPLY(self, msg, *_args) -> int:  # noqa: N802 (tm on_sl_reply, as in kamailio.cfg)

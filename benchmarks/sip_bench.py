@@ -26,14 +26,21 @@ from pathlib import Path
 
 from kemi import db
 from kemi.config import ROOT, Config
-from kemi.stack import Kamailio, PostgresCluster, with_children
+from kemi.stack import Kamailio, PostgresCluster, Rtpengine, with_children
 from kemi.stack import free_port
 from harness.sipp import SIPP, Check, render, udp_bound
+
+from . import media_bench
+from .media_bench import markdown as media_markdown
 
 PERF = ROOT / "sipp" / "perf"
 BASELINE = PERF / "baseline.json"
 CONFIGS = {"python": ROOT / "kamailio.cfg", "python-kemi": ROOT / "kamailio.cfg",
-           "native": PERF / "native.cfg", "floor": PERF / "floor.cfg"}
+           "native": PERF / "native.cfg", "floor": PERF / "floor.cfg",
+           # the product as it runs: media anchored through rtpengine (the others carry SDP
+           # untouched, so that the ratio measures the routing alone)
+           "python-media": ROOT / "kamailio.cfg"}
+RAMPED = ("python", "python-kemi", "native", "floor")  # python-media: the fixed rates only
 CONFIGS_RUN = list(CONFIGS)
 PROFILES = {"inbound": 1.0, "outbound": 0.0, "mixed": 0.7}  # share of inbound calls
 PROXY_PORT, SIM_PORT, CARRIER = 15070, 6000, ("127.0.0.2", 5060)
@@ -49,6 +56,8 @@ class Plan:
     districts: int
     rounds: int = 1  # interleaved repetitions; figures are their medians
     gate: bool = True
+    media_steps: tuple[int, ...] = (50, 200)  # concurrent anchored calls (benchmarks/media_bench.py)
+    media_seconds: float = 3.0
 
     @property
     def rate(self) -> int:
@@ -59,9 +68,11 @@ PLANS = {
     # 1,000 calls/s: near the native reference's knee on this machine (its ramp); the ramp
     # climbs until each configuration fails or the load generator or the kernel gives out.
     "full": Plan(rates=(400, 1000), seconds=10, ramp=tuple(range(600, 3001, 300)), ramp_seconds=6,
-                 districts=200, rounds=3),
+                 districts=200, rounds=3, media_steps=(50, 100, 200, 400, 600, 800, 1000, 1200, 1600),
+                 media_seconds=5.0),
     "quick": Plan(rates=(300,), seconds=6, ramp=(600, 900), ramp_seconds=4, districts=50),
-    "smoke": Plan(rates=(20,), seconds=2, ramp=(), ramp_seconds=0, districts=8, gate=False),
+    "smoke": Plan(rates=(20,), seconds=2, ramp=(), ramp_seconds=0, districts=8, gate=False,
+                  media_steps=(10,), media_seconds=1.0),
 }
 INBOUND_PER_SIPP = 600  # calls/s one SIPp UAC sends comfortably (FIELD-NOTES: ~1000 tops)
 
@@ -194,6 +205,7 @@ class Bench:
         self.cluster: PostgresCluster | None = None
         self.sims: list[str] = []
         self.scenarios: dict[tuple[str, str], Path] = {}
+        self.relays: list[Rtpengine] = []
 
     # data set and scenarios
     def prepare(self) -> None:
@@ -229,11 +241,20 @@ class Bench:
 
     def start_proxy(self, name: str) -> Kamailio:
         # Each configuration on its own port: all run at once, measured in turns.
-        config = replace(Config(), sip_port=PROXY_PORT + list(CONFIGS).index(name), children=4,
+        index = list(CONFIGS).index(name)
+        config = replace(Config(), sip_port=PROXY_PORT + index, children=4,
                          flood_reqs=0,  # every SIM sends from 127.0.0.1
                          tls_port=0,  # the configurations run at once: no port to share
                          log_level=1, dsn=self.cluster.dsn, state_dir=str(self.work),
-                         wiring="kemi" if name == "python-kemi" else "native")
+                         wiring="kemi" if name == "python-kemi" else "native",
+                         natping_s=0, keepalive_timeout_s=0,  # SIPp answers no OPTIONS
+                         media="on" if name == "python-media" else "off",
+                         rpc_port=free_port(), media_ng_port=free_port(),
+                         media_ports=f"{32000 + 1000 * index}-{32999 + 1000 * index}")
+        media = Rtpengine.for_config(config, self.work / f"rtpengine-{name}")
+        if media:
+            media.start()
+            self.relays.append(media)
         defines = {"SQLCON": f'"pbx=>postgres://postgres@127.0.0.1:{self.cluster.port}/pbx"'} \
             if name == "native" else {}
         proxy = Kamailio(config, self.work / f"kamailio-{name}", self.work / f"kamailio-{name}.log",
@@ -329,7 +350,7 @@ class Bench:
                                      f"{run.retransmissions}  median {run.median_ms} ms  p99 {run.p99_ms} ms")
                             runs.append(run)
                 for name, proxy in proxies.items():
-                    for rate in self.plan.ramp:
+                    for rate in self.plan.ramp if name in RAMPED else ():
                         run = self.measure(name, proxy, "mixed", rate, self.plan.ramp_seconds)
                         run.profile = "ramp"
                         self.log(f"   r{self.round} {name:<12} ramp     {rate:>5} calls/s  cpu "
@@ -342,6 +363,8 @@ class Bench:
         finally:
             for proxy in proxies.values():
                 proxy.stop()  # never leave a proxy behind
+            for relay in self.relays:
+                relay.stop()
         return runs
 
     def close(self) -> None:
@@ -398,6 +421,22 @@ def summarize(runs: list[Run], plan: Plan) -> dict:
         summary["ratio_per_rate"][str(rate)] = round(median, 3) if median is not None else None
     # The gate's ratio: at the first fixed rate.
     summary["ratio_python_to_native"] = summary["ratio_per_rate"].get(str(plan.rate))
+    # What anchoring media costs Kamailio (offer, answer, delete over rtpengine's control
+    # socket): python-media beside python, per rate, CPU summed over the profiles.
+    summary["media"] = {}
+    for rate in plan.rates:
+        with_media, without = [], []
+        for n in range(plan.rounds):
+            def total(name):
+                return sum(r.cpu_ms_per_call for r in runs if r.config == name and r.rate == rate
+                           and r.round == n and r.profile in PROFILES)
+            with_media.append(total("python-media") / len(PROFILES))
+            without.append(total("python") / len(PROFILES))
+        on, off = _median(with_media), _median(without)
+        if on and off:
+            summary["media"][str(rate)] = {"cpu_ms_per_call_on": round(on, 3),
+                                           "cpu_ms_per_call_off": round(off, 3),
+                                           "ratio": round(on / off, 3)}
     summary["failed_calls"] = sum(r.failed for r in runs if r.profile in PROFILES)
     return summary
 
@@ -422,6 +461,11 @@ def markdown(summary: dict) -> str:
     lines += [""] + [f"Python / native CPU per call at {rate} calls/s (inbound + outbound + mixed, "
                      f"median of the rounds' ratios {summary['ratio_per_round'][rate]}): **{ratio}**"
                      for rate, ratio in summary["ratio_per_rate"].items()]
+    lines += [""] + [f"Media anchoring at {rate} calls/s: Kamailio CPU per call {m['cpu_ms_per_call_on']:.3f} "
+                     f"ms on, {m['cpu_ms_per_call_off']:.3f} ms off (mean of the profiles): "
+                     f"**x{m['ratio']}**" for rate, m in summary.get("media", {}).items()]
+    if summary.get("media_relay"):
+        lines += ["", media_markdown(summary["media_relay"])]
     lines += ["", "Every run:", "",
               "| round | configuration | profile | calls/s | CPU ms/call | failed | retrans | INVITE->200 median / p99 ms | notes |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -440,7 +484,7 @@ def chart(summary: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     colours = {"python": "tab:blue", "python-kemi": "tab:purple", "native": "tab:orange",
                "floor": "tab:green"}
-    for name in CONFIGS:
+    for name in RAMPED:
         # The ramp's figures per rate: medians over the rounds that reached that rate.
         by_rate: dict[int, list[dict]] = {}
         for r in summary["runs"]:
@@ -503,6 +547,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bench.close()
     summary = summarize(runs, plan)
+    if not args.only or "python-media" in CONFIGS_RUN:
+        print("== media relay: concurrent anchored calls", flush=True)
+        summary["media_relay"] = media_bench.ramp(plan.media_steps, plan.media_seconds,
+                                                  log=lambda text: print(text, flush=True))
     summary["duration_s"] = round(time.monotonic() - started, 1)
     (args.out / "results.json").write_text(json.dumps(summary, indent=2))
     (args.out / "results.md").write_text(markdown(summary))

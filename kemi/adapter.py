@@ -178,6 +178,9 @@ class Router:
         try:
             state, status, authenticated = (fields.split(SEPARATOR) + ["", "", ""])[:3]
             username, called, index, kind = state.split(",")
+            # The carrier's reply may reach a worker that has routed nothing yet: its plans
+            # are loaded here, not only by route_initial.
+            self.directory.refresh()
             plan = self.directory.sim(username)
             egress = None if plan is None else (
                 self.directory.emergency(plan) if kind == EGRESS_EMERGENCY else plan.egress)
@@ -211,6 +214,7 @@ class Router:
         challenge once with the trunk's credentials (RELAY: kamailio.cfg relays)."""
         try:
             name, status = (fields.split(SEPARATOR) + [""])[:2]
+            self.directory.refresh()  # as in egress_next
             trunk = self.directory.trunk_named(name)
             if answers_indialog_challenge(int(status or 0), trunk):
                 ksr = self.ksr
@@ -320,7 +324,7 @@ class Router:
         if self._verbose:
             self.ksr.info(f"call out to={out.called} caller={out.caller} anonymous={out.anonymous} "
                           f"trunks={','.join(h.trunk for h in out.hops)}\n")
-        host = self.config.sip_addr
+        host = self.config.carrier_sip_addr  # the proxy as the carrier knows it
         caller_uri = f"sip:{out.caller}@{host}"
         # RFC 3323: the client sees nobody; the carrier still gets the identity in PAI,
         # with the SIM's Privacy header telling it to withhold it (RFC 3325).

@@ -25,6 +25,10 @@ class Config:
     tls_cert: str = ""
     tls_key: str = ""
     realm: str = "pbx.local"
+    # The proxy's address toward carriers, when they are on another network than the SIMs
+    # (an interconnect): Kamailio listens there too and sends to trunks from it, rtpengine
+    # relays their media there. Empty: sip_addr, one network for both.
+    carrier_addr: str = ""
     children: int = 4  # SIP worker processes (UDP)
     log_level: int = 2  # Kamailio debug level: 1 notice, 2 info, 3 debug
     # Where the private PostgreSQL cluster and Kamailio's runtime files live.
@@ -49,6 +53,31 @@ class Config:
     ban_s: int = 300
     auth_failures: int = 5
     user_failures: int = 20
+    # SIMs on mobile data are behind NATs: an OPTIONS keepalive to every registered SIM each
+    # natping_s seconds keeps its binding open (0: none); a SIM that has answered none for
+    # keepalive_timeout_s is unregistered, so hunting skips it (0: never).
+    natping_s: int = 30
+    keepalive_timeout_s: int = 120
+    # Media anchored through rtpengine (README, Phones behind NAT and media): "on", or "off"
+    # (SDP passes untouched, no rtpengine is started). Its SIM-side and carrier-side
+    # addresses ("ADDR" or "ADDR!ADVERTISED" when rtpengine is itself behind a 1:1 NAT;
+    # empty: sip_addr and carrier_addr), its UDP port range, its control port on loopback.
+    media: str = "on"
+    media_addr: str = ""
+    carrier_media_addr: str = ""
+    media_ports: str = "30000-39999"
+    media_ng_port: int = 22222
+    # A call whose media stopped in both directions this long (the SIM vanished) is ended
+    # with a BYE to both sides; rtpengine asks Kamailio over rpc_port (loopback TCP).
+    media_timeout_s: int = 60
+    rpc_port: int = 5090
+    # When rtpengine does not answer: "connect" the call unanchored (counted, logged), or
+    # "refuse" it with 503 Media Relay Unavailable.
+    media_down: str = "connect"
+    # The key topoh masks Via, Contact, Record-Route and Call-ID with (both sides see only the
+    # proxy); empty: one generated into state_dir at first start and kept. Proxies that share
+    # calls must share it.
+    topology_key: str = ""
     # Numbers without a country code are read in this region (phonenumbers).
     region: str = "RU"
     # How Kamailio enters Python: "native" (kamailio.cfg does SIP mechanics, Python decides
@@ -60,6 +89,16 @@ class Config:
         """The certificate and key Kamailio is given (the generated pair unless set)."""
         tls_dir = Path(self.state_dir) / "tls"
         return (self.tls_cert or str(tls_dir / "cert.pem"), self.tls_key or str(tls_dir / "key.pem"))
+
+    @property
+    def carrier_sip_addr(self) -> str:
+        return self.carrier_addr or self.sip_addr
+
+    @property
+    def media_interfaces(self) -> tuple[str, str]:
+        """rtpengine's SIM-side and carrier-side addresses (ADDR or ADDR!ADVERTISED)."""
+        sim = self.media_addr or self.sip_addr
+        return sim, self.carrier_media_addr or self.carrier_addr or sim
 
     @property
     def pg_socket_dir(self) -> str:
@@ -95,12 +134,36 @@ class Config:
                                ("no_answer_ms", 100, 600000), ("ring_ms", 100, 3600000),
                                ("db_timeout_ms", 10, 60000), ("db_max_waiting", 1, 64),
                                ("flood_reqs", 0, 10**6), ("ban_s", 1, 86400),
-                               ("auth_failures", 1, 1000), ("user_failures", 1, 10**5)):
+                               ("auth_failures", 1, 1000), ("user_failures", 1, 10**5),
+                               ("natping_s", 0, 3600), ("keepalive_timeout_s", 0, 86400),
+                               ("media_ng_port", 1, 65535), ("media_timeout_s", 1, 86400),
+                               ("rpc_port", 1, 65535)):
             value = getattr(self, key)
             if not low <= value <= high:
                 raise ConfigError(f"PBX_{key.upper()}={value!r}: must be within {low}..{high}")
         if self.wiring not in ("native", "kemi"):
             raise ConfigError(f"PBX_WIRING={self.wiring!r}: must be native or kemi")
+        for key, allowed in (("media", ("on", "off")), ("media_down", ("connect", "refuse"))):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"PBX_{key.upper()}={getattr(self, key)!r}: must be "
+                                  f"{' or '.join(allowed)}")
+        low, _, high = self.media_ports.partition("-")
+        if not (low.isdigit() and high.isdigit() and 1024 <= int(low) < int(high) <= 65535):
+            raise ConfigError(f"PBX_MEDIA_PORTS={self.media_ports!r}: must be LOW-HIGH within "
+                              f"1024..65535")
+        if self.keepalive_timeout_s and self.keepalive_timeout_s < 2 * self.natping_s:
+            raise ConfigError(f"PBX_KEEPALIVE_TIMEOUT_S={self.keepalive_timeout_s!r}: must be 0 "
+                              f"or at least twice PBX_NATPING_S={self.natping_s!r}")
+        for key in ("sip_addr", "carrier_addr", "media_addr", "carrier_media_addr"):
+            for address in filter(None, getattr(self, key).split("!")):
+                if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", address):
+                    raise ConfigError(f"PBX_{key.upper()}={getattr(self, key)!r}: must be an "
+                                      f"IPv4 address" + (" (or ADDR!ADVERTISED)" if "media" in key
+                                                         else ""))
+        if "!" in self.sip_addr or "!" in self.carrier_addr:
+            raise ConfigError(f"PBX_SIP_ADDR / PBX_CARRIER_ADDR: one address each")
+        if not re.fullmatch(r"[A-Za-z0-9+/=._-]*", self.topology_key):
+            raise ConfigError(f"PBX_TOPOLOGY_KEY: letters, digits and +/=._- only")
         if self.cache_ttl_s <= 0:
             raise ConfigError(f"PBX_CACHE_TTL_S={self.cache_ttl_s!r}: must be positive")
         if bool(self.tls_cert) != bool(self.tls_key):

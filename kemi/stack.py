@@ -18,11 +18,14 @@ import time
 import uuid
 from pathlib import Path
 
-from . import db
+from . import db, rtpengine
 from .config import ROOT, Config, ConfigError
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 KAMAILIO = shutil.which("kamailio", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/kamailio"
+RTPENGINE = shutil.which("rtpengine", path="/usr/bin:/usr/sbin:/bin:/sbin") or "/usr/bin/rtpengine"
+# rtpengine's logical interfaces, named in kamailio.cfg's offers (direction=sim direction=carrier).
+SIM_SIDE, CARRIER_SIDE = "sim", "carrier"
 KAMCMD = shutil.which("kamcmd", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/kamcmd"
 DEMO_SQL = ROOT / "sql" / "demo.sql"
 
@@ -177,6 +180,23 @@ def self_signed_certificate(cert: str, key: str, name: str) -> None:
     os.chmod(key, 0o600)
 
 
+def topology_key(config: Config) -> str:
+    """PBX_TOPOLOGY_KEY, or the key made for this state_dir at its first start (kept, so
+    that calls survive a restart)."""
+    if config.topology_key:
+        return config.topology_key
+    path = Path(config.state_dir) / "topology.key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = uuid.uuid4().hex + uuid.uuid4().hex
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+        return key
+
+
 class Kamailio:
     """Kamailio in the foreground (-DD -E) with every runtime path under run_dir."""
 
@@ -205,6 +225,17 @@ class Kamailio:
             cert, key = c.tls_files
             tls = ["-A", "WITH_TLS", "-A", f"LISTEN_TLS=tls:{c.sip_addr}:{c.tls_port}",
                    "-A", f'TLS_CERT="{cert}"', "-A", f'TLS_KEY="{key}"']
+        carrier = []
+        if c.carrier_sip_addr != c.sip_addr:
+            carrier = ["-A", f"CARRIER_LISTEN=udp:{c.carrier_sip_addr}:{c.sip_port}",
+                       "-A", f"CARRIER_LISTEN_TCP=tcp:{c.carrier_sip_addr}:{c.sip_port}",
+                       "-A", f'CARRIER_SOCKET="udp:{c.carrier_sip_addr}:{c.sip_port}"']
+        media = []
+        if c.media == "on":
+            media = ["-A", "WITH_MEDIA", "-A", f'RTPENGINE_SOCK="udp:127.0.0.1:{c.media_ng_port}"',
+                     "-A", f"RPC_LISTEN=tcp:127.0.0.1:{c.rpc_port}", "-A", f"RPC_PORT={c.rpc_port}"]
+            if c.media_down == "refuse":
+                media += ["-A", "MEDIA_REFUSE"]
         return [KAMAILIO, "-f", str(self.cfg), "-DD", "-E", "-Y", str(self.run_dir),
                 "-x", "tlsf", "-m", "1024", "-M", "32", "--atexit=no",
                 "-A", f"LISTEN=udp:{c.sip_addr}:{c.sip_port}",
@@ -216,6 +247,8 @@ class Kamailio:
                 "-A", f"BAN_S={c.ban_s}", "-A", f"AUTH_FAILURES={c.auth_failures}",
                 "-A", f"USER_FAILURES={c.user_failures}",
                 "-A", f"RING_MS={c.ring_ms}", "-A", f"NO_ANSWER_MS={c.no_answer_ms}",
+                "-A", f"NATPING_S={c.natping_s}", "-A", f"KEEPALIVE_S={c.keepalive_timeout_s}",
+                "-A", f'TOPOLOGY_KEY="{topology_key(c)}"', *carrier, *media,
                 "-A", f'HANDLER="{self.handler}"',
                 *[arg for name, value in self.defines.items()
                   for arg in ("-A", name if value is None else f"{name}={value}")]]
@@ -264,6 +297,89 @@ class Kamailio:
         return self.process.wait() if self.process else 0
 
 
+class Rtpengine:
+    """The daemon in the foreground (userspace forwarding: no kernel module), its control
+    socket on loopback, started and stopped by PID."""
+
+    def __init__(self, interfaces: tuple[str, str], ng_port: int, ports: str, run_dir: str | Path,
+                 timeout_s: int = 60, b2b_url: str | None = None,
+                 log_path: str | Path | None = None, threads: int = 2):
+        self.interfaces, self.ng_port, self.ports = interfaces, ng_port, ports
+        self.run_dir = Path(run_dir)
+        self.timeout_s, self.b2b_url, self.threads = timeout_s, b2b_url, threads
+        self.log_path = Path(log_path) if log_path else self.run_dir / "rtpengine.log"
+        self.process: subprocess.Popen | None = None
+
+    @classmethod
+    def for_config(cls, config: Config, run_dir: str | Path,
+                   log_path: str | Path | None = None) -> "Rtpengine | None":
+        """The relay a configuration runs with (None: PBX_MEDIA=off)."""
+        if config.media != "on":
+            return None
+        return cls(config.media_interfaces, config.media_ng_port, config.media_ports, run_dir,
+                   timeout_s=config.media_timeout_s, log_path=log_path,
+                   b2b_url=f"http://127.0.0.1:{config.rpc_port}/RPC2")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.ng_port)
+
+    def command(self) -> list[str]:
+        low, _, high = self.ports.partition("-")
+        sim, carrier = self.interfaces
+        cmd = [RTPENGINE, "--config-file=none", "--table=-1", "--foreground", "--log-stderr",
+               f"--pidfile={self.run_dir / 'rtpengine.pid'}",
+               f"--interface={SIM_SIDE}/{sim}", f"--interface={CARRIER_SIDE}/{carrier}",
+               f"--listen-ng=127.0.0.1:{self.ng_port}", f"--port-min={low}", f"--port-max={high}",
+               f"--num-threads={self.threads}",
+               # a deleted call is gone at once (the default keeps it 30 s for late packets)
+               "--delete-delay=0",
+               # no media in either direction for timeout_s: the call is over (the SIM is gone)
+               f"--timeout={self.timeout_s}", "--silent-timeout=3600",
+               "--log-level=5"]
+        if self.b2b_url:
+            # ... and Kamailio is told to end it on both sides (dlg.terminate_dlg)
+            cmd += [f"--b2b-url={self.b2b_url}", "--xmlrpc-format=2"]
+        return cmd
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=log, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise StackError(f"rtpengine exited with {self.process.returncode} at start; "
+                                 f"see {self.log_path}")
+            try:
+                if rtpengine.ng(self.address, {"command": "ping"}, timeout=0.2).get("result") == "pong":
+                    return
+            except rtpengine.NgError:
+                pass
+        self.stop()
+        raise StackError(f"rtpengine did not answer ping on 127.0.0.1:{self.ng_port} within "
+                         f"{timeout:.0f} s; see {self.log_path}")
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.running():
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 def _interrupt(*_args) -> None:
     raise KeyboardInterrupt
 
@@ -273,6 +389,7 @@ def run(config: Config, demo: bool = True) -> int:
     until Ctrl-C; stops exactly what it started."""
     cluster = PostgresCluster(config.state_dir, config.pg_port)
     proxy = Kamailio(config, Path(config.state_dir) / "kamailio")
+    media = Rtpengine.for_config(config, Path(config.state_dir) / "rtpengine")
     signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: the finally below runs
     try:
         print(f"cloud-pbx: PostgreSQL on {cluster.socket_dir} port {cluster.port}", flush=True)
@@ -282,6 +399,10 @@ def run(config: Config, demo: bool = True) -> int:
         print(f"cloud-pbx: database {config.database_dsn!r}: {companies} company(ies)"
               + ("" if demo or not companies else
                  " (not empty: for an empty one, choose another PBX_STATE_DIR)"), flush=True)
+        if media:
+            print(f"cloud-pbx: rtpengine on {','.join(media.interfaces)} ports {media.ports} "
+                  f"(log {media.log_path})", flush=True)
+            media.start()
         print(f"cloud-pbx: Kamailio on udp:{config.sip_addr}:{config.sip_port} "
               f"(Ctrl-C stops)", flush=True)
         proxy.start()
@@ -293,6 +414,8 @@ def run(config: Config, demo: bool = True) -> int:
         return 1
     finally:
         proxy.stop()
+        if media:
+            media.stop()
         cluster.stop()
 
 

@@ -4,6 +4,7 @@ set -euo pipefail
 
 PACKAGES=(
   kamailio kamailio-python3-modules kamailio-postgres-modules kamailio-tls-modules
+  kamailio-xml-modules rtpengine-daemon nftables
   sip-tester sipsak stunnel4 openssl fail2ban
   postgresql-15 postgresql-client-15
   python3

@@ -13,7 +13,7 @@ import pytest
 
 from kemi import db
 from kemi.config import ROOT, Config
-from kemi.stack import Kamailio, PostgresCluster, free_port, prepare_database
+from kemi.stack import Kamailio, PostgresCluster, Rtpengine, free_port, prepare_database
 
 from harness.sipp import SilentPeer, Sipp
 
@@ -41,6 +41,7 @@ class Stack:
     cluster: PostgresCluster
     proxy: Kamailio
     log: Path
+    media: Rtpengine | None = None
 
     @property
     def remote(self) -> str:
@@ -61,17 +62,25 @@ def stack():
                      wiring=os.environ.get("PBX_TEST_WIRING", "native"),
                      children=4, no_answer_ms=1000, ring_ms=2000,
                      cache_ttl_s=60.0,  # long: live changes must come from notifications
-                     flood_reqs=1000)  # every test SIM sends from 127.0.0.1
+                     flood_reqs=1000,  # every test SIM sends from 127.0.0.1
+                     # no keepalives: SIPp far ends answer only their scenario's requests
+                     # (keepalives are tested in the NAT lab, tests/test_nat_e2e.py)
+                     natping_s=0, keepalive_timeout_s=0,
+                     # every call's media anchored, as in production
+                     media_ng_port=free_port(), rpc_port=free_port(), media_ports="31000-31999")
     cluster = PostgresCluster(state, config.pg_port, durable=False)
     proxy = Kamailio(config, state / "kamailio", log_path=state / "kamailio.log")
+    media = Rtpengine.for_config(config, state / "rtpengine")
     try:
         cluster.start()
         prepare_database(cluster.dsn, config.realm)
         db.run_script(cluster.dsn, ROOT / "tests" / "data.sql", {"pbx.realm": config.realm})
+        media.start()
         proxy.start()
-        yield Stack(config, cluster, proxy, state / "kamailio.log")
+        yield Stack(config, cluster, proxy, state / "kamailio.log", media)
     finally:
         proxy.stop()
+        media.stop()
         cluster.stop()
         if os.environ.get("PBX_KEEP_TEST_STATE"):
             print(f"test state kept in {state}")

@@ -83,8 +83,15 @@ def test_avps_and_dialog_variables_are_spelled_alike():
         assert name in CFG, name
     assert f'modparam("uac", "auth_username_avp", "{adapter.UAC_USER_AVP}")' in CFG
     assert f'modparam("uac", "auth_password_avp", "{adapter.UAC_PASSWORD_AVP}")' in CFG
-    for name in (kemi_wiring.CARRIER_VAR, kemi_wiring.SIM_CONTACT_VAR):
+    for name in (kemi_wiring.CALLER_SIDE_VAR, kemi_wiring.CALLEE_SIDE_VAR,
+                 kemi_wiring.MEDIA_BACK_AVP):
         assert name in CFG, name
+    # the full-KEMI wiring's media flags, flag numbers and NAT tests are kamailio.cfg's
+    assert f'"{kemi_wiring.MEDIA_FLAGS}' in CFG
+    assert f"#!define FLT_OFFERED {kemi_wiring.FLT_OFFERED}" in CFG
+    assert f"#!define FLB_NAT {kemi_wiring.FLB_NAT}" in CFG
+    assert f"#!define FLB_PING {kemi_wiring.FLB_PING}" in CFG
+    assert f'nat_uac_test("{kemi_wiring.NAT_TESTS}")' in CFG
     assert f'python_exec("hunt_next", "{adapter.HUNT_AVP}")' in CFG
     assert f'python_exec("egress_next", "{adapter.EGRESS_AVP}|$T_reply_code|{adapter.EGRESS_AUTH_AVP}")' in CFG
     assert f'python_exec("indialog_auth", "{adapter.DIALOG_TRUNK_VAR}|$T_reply_code")' in CFG
