@@ -110,6 +110,7 @@ class KemiRouter(Router):
         ksr.uac.uac_replace_from(plan[0], plan[1])
         ksr.hdr.append(f"P-Asserted-Identity: <{plan[2]}>\r\n")
         ksr.pv.sets("$ru", plan[3])
+        ksr.uac.uac_replace_to_uri(f"sip:{ksr.pv.get('$rU')}@{ksr.pv.get('$rd')}")
         if plan[4]:
             ksr.pv.sets(DIALOG_TRUNK_VAR, plan[4])
         ksr.pv.sets(EGRESS_AVP, plan[5])
@@ -125,6 +126,8 @@ class KemiRouter(Router):
             ksr.uac.uac_replace_from(plan[0], plan[1])
         if len(plan) > 2 and plan[2]:
             ksr.hdr.append(f"P-Asserted-Identity: <{plan[2]}>\r\n")
+        if ksr.pv.get("$td") != self.config.realm:
+            ksr.uac.uac_replace_to_uri(f"sip:{ksr.pv.get('$tU')}@{self.config.realm}")
         ksr.pv.sets(HUNT_AVP, plan[3] if len(plan) > 3 else "")
         ksr.tm.t_set_disable_internal_reply(1)
         self._arm_hunt()
@@ -224,14 +227,15 @@ class KemiRouter(Router):
 
     def _media_failed(self) -> bool:
         ksr = self.ksr
-        ksr.statistics.update_stat("media_unanchored", 1)
-        ksr.warn(f"media relay unavailable: {ksr.pv.get('$rm')} connected unanchored "
-                 f"call_id={ksr.pv.get('$ci')}\n")
         if (self.config.media_down == "refuse" and ksr.is_INVITE() > 0
                 and ksr.siputils.has_totag() < 0 and ksr.pv.get("$rs") is None):
             self._media_delete()
+            ksr.warn(f"media relay unavailable: call refused call_id={ksr.pv.get('$ci')}\n")
             self._refuse_here(503, "Media Relay Unavailable")
             return False
+        ksr.statistics.update_stat("media_unanchored", 1)
+        ksr.warn(f"media relay unavailable: {ksr.pv.get('$rm')} relayed unanchored "
+                 f"call_id={ksr.pv.get('$ci')}\n")
         return True
 
     def _media_delete(self) -> None:

@@ -56,11 +56,13 @@ class Netns:
 
 class Capture:
     """Every UDP datagram on an interface of the namespace it was opened in (AF_PACKET),
-    as (source, destination, payload); each counted once, as it left its sender."""
+    as (source, destination, payload); each counted once, as it left its sender, or with
+    received=True as it arrived from the other end of the link (a veth's peer)."""
 
     PACKET_OUTGOING = 4
 
-    def __init__(self, interface: str = "lo"):
+    def __init__(self, interface: str = "lo", received: bool = False):
+        self.received = received
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
         # Loopback frames are charged at their 64 KiB buffers: the default queue holds a few
         # dozen, and the kernel silently drops the rest (SO_RCVBUFFORCE: root only).
@@ -75,7 +77,7 @@ class Capture:
                 frame, address = self.sock.recvfrom(65535)
             except BlockingIOError:
                 return found
-            if address[2] != self.PACKET_OUTGOING or len(frame) < 42:
+            if (address[2] == self.PACKET_OUTGOING) == self.received or len(frame) < 42:
                 continue
             ip = frame[14:]
             if ip[0] >> 4 != 4 or ip[9] != 17:  # IPv4, UDP

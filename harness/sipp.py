@@ -87,7 +87,8 @@ class Sipp:
                  checks: tuple[Check, ...] = (), values: dict[str, str] | None = None,
                  service: str | None = None,
                  auth: tuple[str, str] | None = None, calls: int = 1, rate: float | None = None,
-                 timeout_s: int = 20, transport: str | None = None):
+                 timeout_s: int = 20, transport: str | None = None,
+                 extra: tuple[str, ...] = ()):
         self.label = f"{flow}/{name}@{local_ip}:{local_port or 'any'}"
         self.work_dir = work_dir
         self.local_ip, self.local_port = local_ip, local_port
@@ -114,7 +115,7 @@ class Sipp:
             self.args += ["-au", auth[0], "-ap", auth[1]]
         for key, value in (keys or {}).items():
             self.args += ["-key", key, value]
-        self.args.append(remote)
+        self.args += [*extra, remote]  # e.g. -aa: keepalive OPTIONS answered by a UAC
         self.process: subprocess.Popen | None = None
 
     def start(self, ready_timeout: float = 5.0) -> "Sipp":

@@ -298,10 +298,11 @@ class Router:
             if rest is None:
                 self._refuse(req, NOBODY_REACHABLE)
                 return DONE
-            host = _field(fields, 3) or self._realm
+            # The SIM learns no carrier's host: the caller is a number in our realm.
+            realm = self._realm
             ksr.pv.sets(PLAN_AVP, SEPARATOR.join((
-                decision.display or "", f"sip:{_clean(decision.caller)}@{host}",
-                f"sip:{_clean(decision.pai)}@{host}" if decision.pai else "", rest)))
+                decision.display or "", f"sip:{_clean(decision.caller)}@{realm}",
+                f"sip:{_clean(decision.pai)}@{realm}" if decision.pai else "", rest)))
             return RELAY_TO_SIM
         if isinstance(decision, CallOut):
             return self._call_out(auth.plan.username, decision)
