@@ -242,7 +242,7 @@ class KemiRouter(Router):
         if self._media_on():
             self.ksr.rtpengine.rtpengine_delete("delete-delay=0")
 
-    def ksr_dialog_event(self, evname: str) -> int:
+    def ksr_dialog_event(self, msg, evname: str) -> int:
         """dialog event_callback: kamailio.cfg's event_route[dialog:end] and [dialog:failed]."""
         if self._media_on() and evname in ("dialog:end", "dialog:failed"):
             get = self.ksr.pv.get
@@ -250,7 +250,7 @@ class KemiRouter(Router):
                 f"call-id={get('$dlg(callid)')} from-tag={get('$dlg(from_tag)')} delete-delay=0")
         return 1
 
-    def XMLRPC(self, msg) -> int:  # noqa: N802 (kamailio.cfg's route XMLRPC)
+    def XMLRPC(self, msg, evname: str = "") -> int:  # noqa: N802 (kamailio.cfg's route XMLRPC)
         ksr, get = self.ksr, self.ksr.pv.get
         if (get("$Rp") != self.config.rpc_port or get("$si") != "127.0.0.1"
                 or "<methodName>dlg.terminate_dlg</methodName>" not in (get("$rb") or "")):

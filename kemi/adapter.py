@@ -56,7 +56,7 @@ MEMO_SIZE = 4096  # decisions remembered per worker
 # kamailio.cfg hands route_initial the request's fields in python_exec's parameter, '|'
 # between them ('|' inside one arrives as %7C: s.replace): one crossing instead of ten KSR
 # reads. Kamailio prints a missing value as "<null>".
-REQUEST_FIELDS = ("$rm", "$si", "$rU", "$fd", "$fU", "$au", "$var(authenticated)", "$ai",
+REQUEST_FIELDS = ("$rm", "$si", "$rU", "$fU", "$au", "$var(authenticated)", "$ai",
                   "$(hdr(Diversion)[*])", "$(hdr(History-Info)[*])", "$hdr(Privacy)")
 # The SIMs' digest HA1 and state, published by the change watcher for kamailio.cfg, which
 # verifies credentials itself once they are loaded (route UNTRUSTED): "<ha1>:<state>".
@@ -424,17 +424,11 @@ def parse_request(fields: str) -> tuple[Request, str | None, bool]:
         values = fields.split(SEPARATOR)
     if len(values) < _FIELD_COUNT:
         values += [NULL] * (_FIELD_COUNT - len(values))
-    method, source, ruri_user, _host, from_user, auth_user, verified, pai, diversion, history, \
+    method, source, ruri_user, from_user, auth_user, verified, pai, diversion, history, \
         privacy = [None if v == NULL or not v else v for v in values[:_FIELD_COUNT]]
     return Request(method or "", source or "", ruri_user, from_user,
                    None if pai is None else uri_user(pai), diversion, history, privacy), \
         auth_user, verified == "1"
-
-
-def _field(fields: str, index: int) -> str | None:
-    parts = fields.split(SEPARATOR, index + 1)
-    value = parts[index] if len(parts) > index else None
-    return None if value in (None, "", NULL) else value
 
 
 def _clean(value: str) -> str:

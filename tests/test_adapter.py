@@ -99,7 +99,7 @@ def test_unknown_did_is_refused_and_logged_once_per_source_per_second():
 
 
 def test_a_pipe_inside_a_field_does_not_shift_the_others():
-    req, _, verified = parse_request("INVITE|127.0.0.2|+78622550101|h|a%7Cb|<null>|0|<null>|"
+    req, _, verified = parse_request("INVITE|127.0.0.2|+78622550101|a%7Cb|<null>|0|<null>|"
                                      "<sip:+78612100101@x>;reason=x%7Cy|<null>|<null>")
     assert not verified
     assert req.from_user == "a|b" and req.diversion == "<sip:+78612100101@x>;reason=x|y"
