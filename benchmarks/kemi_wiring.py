@@ -177,7 +177,7 @@ class KemiRouter(Router):
 
     def _nat_request(self) -> None:
         if self.ksr.hdr.is_present("Contact") > 0:
-            self.ksr.nathelper.set_contact_alias()
+            self.ksr.nathelper.set_contact_alias_trim()
 
     def ksr_reply(self, msg) -> int:
         ksr = self.ksr
@@ -186,7 +186,7 @@ class KemiRouter(Router):
             nets = ksr.pv.get(TRUNK_NETWORKS_VAR)
             if ksr.hdr.is_present("Contact") > 0 and (
                     not nets or ksr.ipops.is_in_subnet(ksr.pv.get("$si"), nets) < 0):
-                ksr.nathelper.set_contact_alias()
+                ksr.nathelper.set_contact_alias_trim()
             self._media_reply()
         return 1
 

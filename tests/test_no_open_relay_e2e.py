@@ -7,7 +7,8 @@ import re
 import pytest
 
 from harness import rawsip
-from .conftest import NATIONAL_TRUNK_IP, STRICT_TRUNK_IP, TRUNK_IP, TRUNK_PORT, UNTRUSTED_IP
+from .conftest import (NATIONAL_TRUNK_IP, SIM_IP, STRICT_TRUNK_IP, TRUNK_IP, TRUNK_PORT,
+                       UNTRUSTED_IP, demo_password)
 
 CLIENT, IVAN = "+79891234567", "+79181110003"
 KUBAN_URI = f"sip:{CLIENT}@{TRUNK_IP}:{TRUNK_PORT}"  # an R-URI pointing straight at a carrier
@@ -97,3 +98,19 @@ def test_a_source_without_credentials_is_challenged_and_a_trunk_is_not(stack):
     status = send(stack, "INVITE", f"sip:{CLIENT}@{stack.remote}", source_ip=TRUNK_IP,
                   from_uri=f"sip:{CLIENT}@{TRUNK_IP}")
     assert status == "SIP/2.0 404 Number Dialed Incorrectly"  # decided in Python, not challenged
+
+
+def test_a_forged_contact_alias_cannot_aim_a_carriers_requests_elsewhere(stack, sipp, silent):
+    """A SIM puts ;alias=<someone else> in its Contact (the parameter the proxy adds for
+    NAT): the carrier's BYE still comes to the SIM's real source, nothing to the victim."""
+    victim = silent("127.0.0.9", 5099)
+    far = sipp("outbound_bye_from_trunk", "trunk_uas.xml", local_ip=TRUNK_IP,
+               local_port=TRUNK_PORT).start()
+    sim = "+79181110004"
+    caller = sipp("forged_contact_alias", "sim_uac.xml", local_ip=SIM_IP, local_port=5207,
+                  service=sim, auth=(sim, demo_password(sim)),
+                  keys={"realm": stack.config.realm, "called": "89891234567",
+                        "victim": "127.0.0.9~5099"}).start()
+    far.succeeded()  # the carrier's BYE answered: it reached the SIM
+    caller.succeeded()
+    assert victim.received() == []
