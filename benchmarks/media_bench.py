@@ -33,6 +33,19 @@ FLAGS = {"replace": ["origin", "session-connection"], "ICE": "remove"}
 GENERATORS = 2
 
 
+def _receive(selector: selectors.BaseSelector, timeout: float) -> int:
+    """Datagrams waiting on the ready sockets within timeout, read and counted."""
+    count = 0
+    for key, _ in selector.select(timeout):
+        while True:
+            try:
+                key.fileobj.recv(2048)
+                count += 1
+            except BlockingIOError:
+                break
+    return count
+
+
 def _sdp(port: int) -> str:
     return (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
             f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
@@ -88,25 +101,12 @@ def _generator(relay, first: int, count: int, seconds: float, start_at: float, o
         if time.monotonic() > tick:
             late += 1
         while True:  # receive until the next tick is due
-            timeout = tick - time.monotonic()
-            for key, _ in selector.select(max(timeout, 0)):
-                while True:
-                    try:
-                        key.fileobj.recv(2048)
-                        received += 1
-                    except BlockingIOError:
-                        break
+            received += _receive(selector, max(tick - time.monotonic(), 0))
             if time.monotonic() >= tick:
                 break
     drain_until = time.monotonic() + 0.3  # packets in flight at the deadline
     while time.monotonic() < drain_until:
-        for key, _ in selector.select(0.05):
-            while True:
-                try:
-                    key.fileobj.recv(2048)
-                    received += 1
-                except BlockingIOError:
-                    break
+        received += _receive(selector, 0.05)
     out.send((sent, received, time.process_time() - cpu0, late, ticks))
     for s, _ in ends:
         s.close()

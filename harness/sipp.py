@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kemi.config import ROOT
+from kemi.stack import terminate
 
 SIPP = "/usr/bin/sipp"
 SIPP_DIR = ROOT / "sipp"
@@ -137,13 +138,7 @@ class Sipp:
             raise AssertionError(f"SIPp {self.label} still running after {timeout} s")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, 5)
 
     def report(self) -> str:
         rc = self.process.poll() if self.process else None

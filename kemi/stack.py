@@ -141,6 +141,18 @@ def with_children(pid: int) -> list[int]:
     return found
 
 
+def terminate(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """Stop a process this stack started (SIGTERM, then SIGKILL after timeout)."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def prepare_database(dsn: str, realm: str, demo: bool = True) -> None:
     """Apply migrations; load the demo data into an empty database."""
     db.migrate(dsn)
@@ -284,14 +296,7 @@ class Kamailio:
         return kamcmd(self.run_dir / "kamailio_ctl", *args)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process, timeout)
 
     def wait(self) -> int:
         return self.process.wait() if self.process else 0
@@ -370,14 +375,7 @@ class Rtpengine:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 10.0) -> None:
-        if not self.running():
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process, timeout)
 
 
 def _interrupt(*_args) -> None:

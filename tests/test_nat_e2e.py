@@ -97,6 +97,11 @@ class Lab:
         states = re.findall(r"\bstate: (\d+)", self.proxy.rpc("dlg.list"))
         return sum(1 for state in states if state != "5")  # 5: DLG_STATE_DELETED
 
+    def unanchored(self) -> int:
+        """Calls connected without the relay (kamailio.cfg's media_unanchored)."""
+        stats = self.proxy.rpc("stats.get_statistics", "media_unanchored")
+        return int(re.search(r"media_unanchored = (\d+)", stats).group(1))
+
     def contact(self, sim: str) -> str:
         """ul.lookup's answer for the SIM ('' when it has no registered contact)."""
         try:
@@ -117,6 +122,30 @@ def phones(lab, sipp):
                        **kwargs)
         with space.entered():
             return far_end.start()
+
+    return start
+
+
+@pytest.fixture
+def sim_answers(lab, phones):
+    """sim_answers(sim, address=SIM_A, name="sim_uas.xml"): the SIM's phone behind the NAT,
+    answering keepalives until its call comes (sipp/nat_inbound/)."""
+
+    def start(sim: str, address: str = SIM_A, name: str = "sim_uas.xml", **kwargs) -> Sipp:
+        return phones(lab.net.phone, "nat_inbound", name, local_ip=address, local_port=SIM_PORT,
+                      service=sim, calls=1000, **kwargs)
+
+    return start
+
+
+@pytest.fixture
+def client_calls(lab, phones):
+    """client_calls(name="trunk_uac.xml", flow="nat_inbound"): the client calls Sochi's DID
+    through kuban-telecom."""
+
+    def start(name: str = "trunk_uac.xml", flow: str = "nat_inbound", **kwargs) -> Sipp:
+        return phones(lab.net.carrier, flow, name, local_ip=KUBAN,
+                      keys={"called": SOCHI_DID, "caller": CLIENT}, **kwargs)
 
     return start
 
@@ -223,32 +252,30 @@ def test_a_sim_behind_nat_is_registered_at_its_public_binding(lab, register):
     assert SIM_A in found
 
 
-def test_keepalives_hold_the_nat_binding_open_past_its_lifetime(lab, register, phones):
+def test_keepalives_hold_the_nat_binding_open_past_its_lifetime(
+        lab, register, sim_answers, client_calls):
     lab.net.binding_lifetime(2)
     try:
         register(IVAN)
-        sim = phones(lab.net.phone, "nat_inbound", "sim_uas.xml", local_ip=SIM_A,
-                     local_port=SIM_PORT, service=IVAN, calls=1000)
+        sim = sim_answers(IVAN)
         time.sleep(5)  # the binding's lifetime has passed twice; only keepalives kept it
-        phones(lab.net.carrier, "nat_inbound", "trunk_uac.xml", local_ip=KUBAN,
-               keys={"called": SOCHI_DID, "caller": CLIENT}).succeeded()
+        client_calls().succeeded()
         sim.succeeded()
     finally:
         lab.net.binding_lifetime(30)
 
 
-def test_without_keepalives_the_binding_expires_and_the_sim_is_unreachable(lab, register, phones):
+def test_without_keepalives_the_binding_expires_and_the_sim_is_unreachable(
+        lab, register, sim_answers, client_calls):
     lab.net.binding_lifetime(2)
     lab.proxy.rpc("nathelper.enable_ping", "0")
     try:
         register(IVAN)
-        sim = phones(lab.net.phone, "nat_inbound", "sim_uas.xml", local_ip=SIM_A,
-                     local_port=SIM_PORT, service=IVAN, calls=1000)
+        sim = sim_answers(IVAN)
         time.sleep(5)
         assert lab.contact(IVAN), "still registered: only the NAT forgot the SIM"
-        phones(lab.net.carrier, "inbound_refused", "trunk_uac.xml", local_ip=KUBAN,
-               keys={"called": SOCHI_DID, "caller": CLIENT},
-               values={"CODE": "480", "REASON": "Temporarily Unavailable"}).succeeded()
+        client_calls(flow="inbound_refused",
+                     values={"CODE": "480", "REASON": "Temporarily Unavailable"}).succeeded()
         assert sim.process.poll() is None, "the INVITE reached the SIM through an expired binding"
         sim.stop()
     finally:
@@ -256,13 +283,13 @@ def test_without_keepalives_the_binding_expires_and_the_sim_is_unreachable(lab, 
         lab.net.binding_lifetime(30)
 
 
-def test_a_sim_that_stops_answering_keepalives_is_dropped(lab, register, phones):
+def test_a_sim_that_stops_answering_keepalives_is_dropped(
+        lab, register, sim_answers, client_calls):
     register(IVAN, SIM_A)
     register(BORIS, SIM_B)
     start = time.monotonic()
     # Boris's phone keeps answering; Ivan's is gone (nothing listens on its port)
-    boris = phones(lab.net.phone, "nat_inbound", "sim_uas.xml", local_ip=SIM_B,
-                   local_port=SIM_PORT, service=BORIS, calls=1000, timeout_s=60)
+    boris = sim_answers(BORIS, SIM_B, timeout_s=60)
     # usrloc: a contact silent for keepalive_timeout is found by the next ping round (every
     # natping_s) and set to expire 10 s later (usrloc dlist.c)
     limit = KEEPALIVE_TIMEOUT_S + NATPING_S + 10 + 1
@@ -274,40 +301,35 @@ def test_a_sim_that_stops_answering_keepalives_is_dropped(lab, register, phones)
     print(f"silent SIM dropped after {dropped_after:.1f} s "
           f"(keepalive_timeout {KEEPALIVE_TIMEOUT_S} s, natping {NATPING_S} s)")
     # hunting goes straight to Boris: nothing waits on Ivan's timeout
-    phones(lab.net.carrier, "nat_inbound", "trunk_uac.xml", local_ip=KUBAN,
-           keys={"called": SOCHI_DID, "caller": CLIENT}).succeeded()
+    client_calls().succeeded()
     boris.succeeded()
 
 
 # -- calls through the NAT, media anchored ------------------------------------------------
 
 @pytest.mark.parametrize("hangs_up", ["client", "sim"])
-def test_inbound_call_through_nat_talks_both_ways(lab, register, phones, wire, hangs_up):
+def test_inbound_call_through_nat_talks_both_ways(
+        lab, register, wire, sim_answers, client_calls, hangs_up):
     register(IVAN)
     relayed = lab.relayed()
-    sim = phones(lab.net.phone, "nat_inbound",
-                 "sim_uas.xml" if hangs_up == "client" else "sim_uas_bye.xml",
-                 local_ip=SIM_A, local_port=SIM_PORT, service=IVAN, calls=1000,
-                 checks=(Check("From", f'^ *"Sochi" <sip:{literal(CLIENT)}@'),))
-    client = phones(lab.net.carrier, "nat_inbound",
-                    "trunk_uac.xml" if hangs_up == "client" else "trunk_uac_wait_bye.xml",
-                    local_ip=KUBAN, keys={"called": SOCHI_DID, "caller": CLIENT})
+    by_client = hangs_up == "client"
+    sim = sim_answers(IVAN, name="sim_uas.xml" if by_client else "sim_uas_bye.xml",
+                      checks=(Check("From", f'^ *"Sochi" <sip:{literal(CLIENT)}@'),))
+    client = client_calls(name="trunk_uac.xml" if by_client else "trunk_uac_wait_bye.xml")
     client.succeeded()
     sim.succeeded()
     assert_audio_both_ways(lab, wire, relayed)
     assert_topology_hidden(wire)
 
 
-def test_busy_first_sim_hunts_to_the_second_through_nat(lab, register, phones, wire):
+def test_busy_first_sim_hunts_to_the_second_through_nat(
+        lab, register, wire, sim_answers, client_calls):
     register(IVAN, SIM_A)
     register(BORIS, SIM_B)
     relayed = lab.relayed()
-    ivan = phones(lab.net.phone, "nat_inbound", "sim_uas_busy.xml", local_ip=SIM_A,
-                  local_port=SIM_PORT, service=IVAN, calls=1000)
-    boris = phones(lab.net.phone, "nat_inbound", "sim_uas.xml", local_ip=SIM_B,
-                   local_port=SIM_PORT, service=BORIS, calls=1000)
-    phones(lab.net.carrier, "nat_inbound", "trunk_uac.xml", local_ip=KUBAN,
-           keys={"called": SOCHI_DID, "caller": CLIENT}).succeeded()
+    ivan = sim_answers(IVAN, name="sim_uas_busy.xml")
+    boris = sim_answers(BORIS, SIM_B)
+    client_calls().succeeded()
     ivan.succeeded()
     boris.succeeded()
     assert_audio_both_ways(lab, wire, relayed)
@@ -332,11 +354,11 @@ def test_outbound_from_nat_fails_over_and_holds_with_media_anchored(lab, registe
     assert_topology_hidden(wire)
 
 
-def test_sim_to_sim_behind_the_same_nat_meet_at_the_proxy(lab, register, phones, wire):
+def test_sim_to_sim_behind_the_same_nat_meet_at_the_proxy(
+        lab, register, phones, wire, sim_answers):
     register(IVAN, SIM_A)
     register(BORIS, SIM_B)
-    boris = phones(lab.net.phone, "nat_inbound", "sim_uas.xml", local_ip=SIM_B,
-                   local_port=SIM_PORT, service=BORIS, calls=1000)
+    boris = sim_answers(BORIS, SIM_B)
     phones(lab.net.phone, "nat_internal", "sim_uac.xml", local_ip=SIM_A,
            local_port=SIM_PORT, service=IVAN, auth=(IVAN, demo_password(IVAN)), extra=("-aa",),
            keys={"realm": lab.config.realm, "called": BORIS}).succeeded()
@@ -352,30 +374,26 @@ def test_sim_to_sim_behind_the_same_nat_meet_at_the_proxy(lab, register, phones,
 
 # -- the media relay's failures -----------------------------------------------------------
 
-def test_media_that_stops_ends_the_call_on_both_sides(lab, register, phones):
+def test_media_that_stops_ends_the_call_on_both_sides(lab, register, sim_answers, client_calls):
     """Both sides fall silent (the audio file ends after 1 s): after the media timeout
     rtpengine asks Kamailio to end the dialog, and both get a BYE."""
     register(IVAN)
-    sim = phones(lab.net.phone, "nat_inbound", "sim_uas.xml", local_ip=SIM_A,
-                 local_port=SIM_PORT, service=IVAN, calls=1000, timeout_s=30)
+    sim = sim_answers(IVAN, timeout_s=30)
     started = time.monotonic()
-    phones(lab.net.carrier, "nat_inbound", "trunk_uac_wait_bye.xml", local_ip=KUBAN,
-           timeout_s=30, keys={"called": SOCHI_DID, "caller": CLIENT}).succeeded(40)
+    client_calls(name="trunk_uac_wait_bye.xml", timeout_s=30).succeeded(40)
     sim.succeeded()
     ended_after = time.monotonic() - started
     print(f"silent call ended after {ended_after:.1f} s (media timeout {MEDIA_TIMEOUT_S} s)")
     assert ended_after < 1 + MEDIA_TIMEOUT_S + 5
 
 
-def test_relay_down_calls_connect_unanchored_counted_and_end_cleanly(lab, register, phones):
+def test_relay_down_calls_connect_unanchored_counted_and_end_cleanly(
+        lab, register, sim_answers, client_calls):
     register(IVAN)
-    unanchored = int(re.search(r"media_unanchored = (\d+)",
-                               lab.proxy.rpc("stats.get_statistics", "media_unanchored")).group(1))
+    unanchored = lab.unanchored()
     # a call established with media, then the relay dies under it
-    sim = phones(lab.net.phone, "nat_inbound", "sim_uas.xml", local_ip=SIM_A,
-                 local_port=SIM_PORT, service=IVAN, calls=1000)
-    client = phones(lab.net.carrier, "nat_inbound", "trunk_uac.xml", local_ip=KUBAN,
-                    keys={"called": SOCHI_DID, "caller": CLIENT})
+    sim = sim_answers(IVAN)
+    client = client_calls()
     deadline = time.monotonic() + 5
     while not lab.sessions() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -385,13 +403,10 @@ def test_relay_down_calls_connect_unanchored_counted_and_end_cleanly(lab, regist
         client.succeeded()  # the BYE still reaches the SIM and its 200 the client
         sim.succeeded()
         # a new call while the relay is down connects, unanchored and counted
-        sim = phones(lab.net.phone, "nat_inbound", "sim_uas.xml", local_ip=SIM_A,
-                     local_port=SIM_PORT, service=IVAN, calls=1000)
-        phones(lab.net.carrier, "nat_inbound", "trunk_uac.xml", local_ip=KUBAN,
-               keys={"called": SOCHI_DID, "caller": CLIENT}).succeeded()
+        sim = sim_answers(IVAN)
+        client_calls().succeeded()
         sim.succeeded()
-        now = int(re.search(r"media_unanchored = (\d+)",
-                            lab.proxy.rpc("stats.get_statistics", "media_unanchored")).group(1))
+        now = lab.unanchored()
         assert now > unanchored
         assert lab.open_dialogs() == 0
     finally:
@@ -400,7 +415,8 @@ def test_relay_down_calls_connect_unanchored_counted_and_end_cleanly(lab, regist
         lab.proxy.rpc("rtpengine.enable", "all", "1")  # not wait rtpengine_disable_tout
 
 
-def test_relay_down_with_the_refuse_policy_refuses_the_call_503(lab, phones, register):
+def test_relay_down_with_the_refuse_policy_refuses_the_call_503(
+        lab, register, sim_answers, client_calls):
     """PBX_MEDIA_DOWN=refuse: a second proxy in the lab whose relay never answers."""
     state = Path(lab.config.state_dir) / "refusing"
     config = replace(lab.config, sip_port=5070, media_down="refuse", media_ng_port=22299,
@@ -410,11 +426,9 @@ def test_relay_down_with_the_refuse_policy_refuses_the_call_503(lab, phones, reg
         proxy.start()
     try:
         register(IVAN, proxy_port=5070)
-        sim = phones(lab.net.phone, "nat_inbound", "sim_uas.xml", local_ip=SIM_A,
-                     local_port=SIM_PORT, service=IVAN, calls=1000)
-        phones(lab.net.carrier, "inbound_refused", "trunk_uac.xml", local_ip=KUBAN,
-               proxy_port=5070, keys={"called": SOCHI_DID, "caller": CLIENT},
-               values={"CODE": "503", "REASON": "Media Relay Unavailable"}).succeeded()
+        sim = sim_answers(IVAN)
+        client_calls(flow="inbound_refused", proxy_port=5070,
+                     values={"CODE": "503", "REASON": "Media Relay Unavailable"}).succeeded()
         assert sim.process.poll() is None, "the SIM rang although the call was refused"
         sim.stop()
     finally:
