@@ -12,12 +12,15 @@ A token is `+28` K C, digits after the plus:
 - K: the key's id, one digit, so that keys can be rotated: a token made with a key that
   is still listed decodes; one made with a retired key does not.
 - C: FF3-1 (NIST SP 800-38G Rev.1, the `ff3` library over AES) of the number's digits and
-  3 check digits (an HMAC of company and number under the key), radix 10, with the
+  4 check digits (an HMAC of company and number under the key), radix 10, with the
   company as the tweak: the same client always gets the same token from one company. FF3
   is a permutation, so any digits decrypt to some digits: the check digits are what refuse
-  another company's token or a mistyped one (1 in 1,000 passes, and must then still be a
-  number). E.164 numbers have 7 to 15 digits, so C has 10 to 18; FF3-1 in radix 10 takes 6
-  (10^6 >= 1,000,000) to 56: every number fits as it is, without padding.
+  another company's token or a mistyped one. One in 10,000 of those passes the check and
+  decodes to a random number of the same length (never the other company's client: that
+  would take the permutation to map the token back onto the very same digits); a SIM could
+  have dialed that random number anyway. E.164 numbers have 7 to 15 digits, so C has 11
+  to 19; FF3-1 in radix 10 takes 6 (10^6 >= 1,000,000) to 56: every number fits as it is,
+  without padding.
 
 Pure: no KSR, no database; the keys come in as values (kemi.config reads them).
 """
@@ -32,8 +35,8 @@ from dataclasses import dataclass
 from ff3 import FF3Cipher
 
 PREFIX = "+28"
-CHECK_DIGITS = 3
-_TOKEN = re.compile(r"\+?28(\d)(\d{10,18})")
+CHECK_DIGITS = 4
+_TOKEN = re.compile(r"\+?28(\d)(\d{11,19})")
 _NUMBER = re.compile(r"\+(\d{7,15})")
 _KEY = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{48}|[0-9a-fA-F]{64}")
 TWEAK_BYTES = 7  # FF3-1's 56-bit tweak

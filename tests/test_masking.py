@@ -50,18 +50,19 @@ def test_no_token_is_a_valid_or_even_possible_number_in_any_region(number, compa
 
 @settings(max_examples=300)
 @given(numbers, companies, companies)
-def test_another_companys_token_decodes_to_nothing(number, company, other):
+def test_another_companys_token_never_decodes_to_the_client(number, company, other):
     if company == other:
         return
     token = Masker(KEYS).mask(number, company)
     assert Masker(KEYS).mask(number, other) != token
-    assert Masker(KEYS).unmask(token, other) in (None,)  # 1 in 1,000 would pass the check
+    # None, but for 1 in 10,000 a random number (the check digits' odds): never the client
+    assert Masker(KEYS).unmask(token, other) != number
 
 
-def test_a_foreign_token_passes_the_check_about_once_in_a_thousand():
+def test_a_foreign_token_decodes_to_nothing_but_about_once_in_ten_thousand():
     masker = Masker(KEYS)
-    passed = sum(masker.unmask(masker.mask(f"+7918{n:07d}", 1), 2) is not None for n in range(3000))
-    assert passed < 15  # expected 3
+    passed = [masker.unmask(masker.mask(f"+7918{n:07d}", 1), 2) for n in range(10000)]
+    assert sum(p is not None for p in passed) <= 5  # expected 1; fixed inputs, so it never flakes
 
 
 @given(numbers, companies, st.integers(min_value=0), st.sampled_from("0123456789"))
