@@ -13,7 +13,7 @@ import gc
 import os
 import time
 
-from .config import Config
+from .config import Config, ConfigError
 from .decision import (AUTH_FAILED, AUTHENTICATE_TO_TRUNK, CHALLENGE, DATABASE_DOWN,
                        EMERGENCY_NUMBERS, NO_CREDENTIALS, NOBODY_REACHABLE, REFUSED, REGISTER,
                        STALE, TRY_NEXT_TRUNK,
@@ -22,6 +22,7 @@ from .decision import (AUTH_FAILED, AUTHENTICATE_TO_TRUNK, CHALLENGE, DATABASE_D
                        first_reachable, numbers_to_look_up)
 from .db import DatabaseError
 from .directory import Directory
+from .masking import Masker
 from .phone import uri_user
 from .plans import ruri
 
@@ -64,6 +65,7 @@ SIMS_TABLE, SIMS_LOADED_VAR = "sims", "$shv(sims_loaded)"
 SIM_ACTIVE, SIM_INACTIVE, MANAGER_INACTIVE = "0", "1", "2"
 NULL, SEPARATOR, ESCAPED = "<null>", "|", "%7C"
 EGRESS_OUT, EGRESS_EMERGENCY = "o", "e"
+MASKED = "1"  # the plan's last field: the SIM's side of the call is masked
 ANONYMOUS_DISPLAY, ANONYMOUS_URI = '"Anonymous"', "sip:anonymous@anonymous.invalid"
 
 
@@ -112,6 +114,11 @@ class Router:
         self._realm = config.realm
         # Routing lines are formatted only when the log level shows them (2 = info).
         self._verbose = config.log_level >= 2
+        # Masking keys: read at start (kemi.stack refuses to start on a bad list), and again
+        # when their file changes (a rotation needs no restart), checked once a second.
+        self.masker: Masker | None = None
+        self._keys_stamp = None
+        self._load_keys()
 
     # -- entry points (names used by kamailio.cfg python_exec) ---------------------------------
 
@@ -125,6 +132,7 @@ class Router:
             d.refresh()
             if self._clock() >= self._stats_due:
                 self._publish_stats()
+                self._load_keys()
             if d.changes_applied != self._decided_at or len(self._decided) >= MEMO_SIZE:
                 self._decided.clear()
                 self._decided_at = d.changes_applied
@@ -139,10 +147,13 @@ class Router:
             req, auth_user, verified = parse_request(fields)
             trunk = d.trunk_for_source(req.source_ip)
             auth = None if trunk is not None else self._authenticate(auth_user, verified)
-            numbers = {n: d.number(n) for n in numbers_to_look_up(req, trunk, self._region)}
-            emergency = (d.emergency(auth.plan) if isinstance(auth, Verified)
+            sim = auth.plan if isinstance(auth, Verified) else None
+            numbers = {n: d.number(n) for n in numbers_to_look_up(req, trunk, self._region, sim,
+                                                                   self.masker)}
+            emergency = (d.emergency(sim) if sim is not None
                          and req.ruri_user in EMERGENCY_NUMBERS else None)
-            decision = decide(req, Facts(trunk, auth, numbers, emergency), self._region)
+            decision = decide(req, Facts(trunk, auth, numbers, emergency, self.masker),
+                              self._region)
             if isinstance(decision, (Ring, CallOut)) and (trunk is not None or verified):
                 # Relayed decisions only: refusals are logged, and a digest Python checked
                 # itself is checked on every request.
@@ -302,7 +313,8 @@ class Router:
             realm = self._realm
             ksr.pv.sets(PLAN_AVP, SEPARATOR.join((
                 decision.display or "", f"sip:{_clean(decision.caller)}@{realm}",
-                f"sip:{_clean(decision.pai)}@{realm}" if decision.pai else "", rest)))
+                f"sip:{_clean(decision.pai)}@{realm}" if decision.pai else "", rest,
+                MASKED if decision.masked else "")))
             return RELAY_TO_SIM
         if isinstance(decision, CallOut):
             return self._call_out(auth.plan.username, decision)
@@ -334,7 +346,7 @@ class Router:
         self.ksr.pv.sets(PLAN_AVP, SEPARATOR.join((
             display, from_uri, caller_uri, ruri(first, out.called),
             first.trunk if first.auth_username else "",
-            f"{username},{out.called},0,{kind}")))
+            f"{username},{out.called},0,{kind}", MASKED if out.masked else "")))
         return RELAY
 
     def _aim(self, targets: tuple[str, ...]) -> str | None:
@@ -350,6 +362,28 @@ class Router:
         if self._verbose:
             ksr.info(f"ringing sim={targets[found]} then={rest or '-'}\n")
         return rest
+
+    def _load_keys(self) -> None:
+        """The masking keys, when their source changed (a file's modification time; the
+        environment is read once). A list that became unusable keeps the keys in use."""
+        path = self.config.mask_keys_file
+        try:
+            stamp = os.stat(path).st_mtime_ns if path else "env"
+        except OSError:
+            stamp = None
+        if stamp == self._keys_stamp:
+            return
+        previous, self._keys_stamp = self._keys_stamp, stamp
+        try:
+            keys = self.config.mask_keys()
+        except ConfigError as exc:
+            self.ksr.err(f"masking keys not reloaded, the previous ones stay: {exc}\n")
+            return
+        self.masker = Masker(keys) if keys is not None else None
+        self._decided.clear()  # decisions made with the old keys
+        if keys is not None or previous is not None:  # ids only: a key is never logged
+            shown = f"ids {','.join(sorted(keys.by_id))}, active {keys.active}" if keys else "none"
+            self.ksr.info(f"masking keys: {shown}\n")
 
     def _publish_stats(self) -> None:
         """Cache counters to shared memory, once a second per worker, for kamcmd

@@ -10,6 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+MASK_KEYS_VAR = "PBX_MASK_KEYS"  # the keys themselves: never a Config field, never printed
+
+
 class ConfigError(ValueError):
     """A configuration value is unusable; the message names the key and the value."""
 
@@ -78,6 +81,10 @@ class Config:
     # proxy); empty: one generated into state_dir at first start and kept. Proxies that share
     # calls must share it.
     topology_key: str = ""
+    # Masked client numbers (README): the keys, one "ID HEXKEY [active]" per line, from this
+    # file, or else from the environment variable PBX_MASK_KEYS (lines separated by
+    # newlines or ';'). Never in the routing tables, never logged.
+    mask_keys_file: str = ""
     # Numbers without a country code are read in this region (phonenumbers).
     region: str = "RU"
     # How Kamailio enters Python: "native" (kamailio.cfg does SIP mechanics, Python decides
@@ -175,6 +182,27 @@ class Config:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", self.realm):
             # kamailio.cfg gets it as a define too (-A REALM=...): a host name, nothing else.
             raise ConfigError(f"PBX_REALM={self.realm!r}: must be a host name (letters, digits, . and -)")
+
+    def mask_keys(self, environ: dict[str, str] | None = None):
+        """The masking keys (kemi.masking.Keys), or None when none are configured; a key
+        list that cannot be used is a ConfigError naming where it came from."""
+        from .masking import Keys, MaskError
+        environ = os.environ if environ is None else environ
+        text, source = environ.get(MASK_KEYS_VAR), MASK_KEYS_VAR
+        if self.mask_keys_file:
+            if text is not None:
+                raise ConfigError(f"PBX_MASK_KEYS_FILE and {MASK_KEYS_VAR}: give one, not both")
+            source = f"PBX_MASK_KEYS_FILE={self.mask_keys_file!r}"
+            try:
+                text = Path(self.mask_keys_file).read_text()
+            except OSError as exc:
+                raise ConfigError(f"{source}: {exc.strerror}") from None
+        if text is None:
+            return None
+        try:
+            return Keys.parse(text.replace(";", "\n"), source)
+        except MaskError as exc:
+            raise ConfigError(str(exc)) from None
 
     def environ(self) -> dict[str, str]:
         """The PBX_* variables that reproduce this config in a child process."""

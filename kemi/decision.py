@@ -10,6 +10,10 @@ trusted trunk     | a DID                             | ring the district's mana
 trusted trunk     | a corporate SIM's number          | ring that SIM
 trusted trunk     | anything else                     | 404 Number Dialed Incorrectly
 any other source  | anything                          | authenticate first: 407 (401 REGISTER), 403
+trusted trunk     | a DID of a masked district        | the same, the caller shown as a token
+trusted trunk     | a token                           | 404 Number Dialed Incorrectly
+authenticated SIM | a token of its own company        | as if it had dialled the number it stands for
+authenticated SIM | any other token                   | 404 Number Dialed Incorrectly
 authenticated SIM | a DID of its own company          | ring that district's managers, caller = SIM
 authenticated SIM | a SIM of its own company          | ring it directly, nothing rewritten
 authenticated SIM | emergency (112, 101-104)          | default trunk, caller = the SIM's own number
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .masking import Masker, dialed_token
 from .model import DidPlan, Egress, Hop, Sim, SimPlan, Trunk
 from .phone import (DOMESTIC, INTERNATIONAL, KAZAKHSTAN, PREMIUM_RATE, UNASSIGNED, as_carrier_reads,
                     destination_class, for_trunk, original_called, to_e164)
@@ -74,6 +79,7 @@ class Facts(NamedTuple):
     auth: Verified | str | None = None  # for any other source
     numbers: dict = {}  # E.164 -> Number, for numbers_to_look_up()
     emergency: Egress | None = None  # the authenticated SIM's emergency egress, when dialled
+    masker: Masker | None = None  # the masking keys' tokens (None: no keys configured)
 
 
 # -- decisions -------------------------------------------------------------------------------
@@ -103,6 +109,7 @@ class Ring(NamedTuple):
     display: str | None  # quoted From display name (the district); None: From not rewritten
     pai: str | None  # P-Asserted-Identity user to send on, None to remove it
     via: str  # the trunk the call came in on, or "sim"
+    masked: bool = False  # caller and PAI are tokens: nothing else of the client reaches the SIM
 
 
 class CallOut(NamedTuple):
@@ -113,6 +120,7 @@ class CallOut(NamedTuple):
     anonymous: bool  # the SIM asked for privacy (RFC 3323/3325): From is anonymised
     hops: tuple[Hop, ...]
     emergency: bool = False
+    masked: bool = False  # the SIM dialled a token: it must learn nothing of the number
 
 
 NUMBER_DIALED_INCORRECTLY = Reply(404, "Number Dialed Incorrectly")
@@ -138,10 +146,12 @@ DESTINATION_REFUSALS = {
 PRIVACY_TOKENS = frozenset({"id", "user", "header"})
 
 
-def numbers_to_look_up(req: Request, trunk: Trunk | None, region: str = "RU") -> tuple[str, ...]:
+def numbers_to_look_up(req: Request, trunk: Trunk | None, region: str = "RU",
+                       sim: SimPlan | None = None, masker: Masker | None = None) -> tuple[str, ...]:
     """The E.164 numbers whose facts decide this request, in the order they are tried: from
     a trunk, the number the client first dialled (forwarded calls), then the Request-URI's;
-    from a SIM, the number it dialled (none for emergency short codes)."""
+    from a SIM (sim: its plan), the number it dialled (none for emergency short codes), a
+    token decoded."""
     if trunk is not None:
         if req.method not in ROUTED_METHODS:
             return ()
@@ -153,8 +163,21 @@ def numbers_to_look_up(req: Request, trunk: Trunk | None, region: str = "RU") ->
         return tuple(found)
     if req.method not in ROUTED_METHODS or (req.ruri_user or "") in EMERGENCY_NUMBERS:
         return ()
-    number = to_e164(req.ruri_user, region)
+    number = dialled_number(req.ruri_user, sim, masker, region)[0]
     return (number,) if number else ()
+
+
+def dialled_number(dialled: str | None, sim: SimPlan | None, masker: Masker | None,
+                   region: str) -> tuple[str | None, bool]:
+    """What a SIM dialled, in E.164, and whether it dialled a token. A token decodes only
+    with the keys and only for the SIM's own company, whether or not the company masks
+    today (switching masking off must not break redial from an old call history)."""
+    token = dialed_token(dialled)
+    if token is None:
+        return to_e164(dialled, region), False
+    if masker is None or sim is None:
+        return None, True
+    return masker.unmask(token, sim.sim.company_id), True
 
 
 def decide(req: Request, facts: Facts, region: str = "RU"):
@@ -188,21 +211,40 @@ def _from_trunk(req: Request, facts: Facts, region: str):
         known = facts.numbers.get(number, NOT_OURS)
         if known.did is UNAVAILABLE:
             return DATABASE_DOWN  # ours, but its plan was never cached: no guessing
-        if known.did is not None and known.did.active:
-            return _ring(req, known.did.targets, known.did.display, facts.trunk.name, region)
-        if known.sim is not None and known.sim.refusal is None:
-            return _ring(req, (known.sim.username,), known.sim.display, facts.trunk.name, region)
+        did = known.did
+        if did is not None and did.active:
+            mask = did.company_id if did.masked else None
+            return _ring(req, did.targets, did.display, facts.trunk.name, region, mask, facts.masker)
+        sim = known.sim
+        if sim is not None and sim.refusal is None:
+            mask = sim.sim.company_id if sim.sim.mask_numbers else None
+            return _ring(req, (sim.username,), sim.display, facts.trunk.name, region, mask,
+                         facts.masker)
     return NUMBER_DIALED_INCORRECTLY
 
 
-def _ring(req: Request, targets: tuple[str, ...], display: str, via: str, region: str):
+ANONYMOUS = "anonymous"
+
+
+def _ring(req: Request, targets: tuple[str, ...], display: str, via: str, region: str,
+          mask: int | None = None, masker: Masker | None = None):
     if not targets:
         return NOBODY_REACHABLE
     # The manager must be able to call back: show the number in E.164; anonymous and
     # unparsable callers are shown as they came.
-    caller = to_e164(req.from_user, region) or req.from_user or "anonymous"
+    caller = to_e164(req.from_user, region)
     pai = (to_e164(req.pai_user, region) or req.pai_user) if req.pai_user else None
-    return Ring(targets=targets, caller=caller, display=display, pai=pai, via=via)
+    if mask is None:
+        return Ring(targets=targets, caller=caller or req.from_user or ANONYMOUS,
+                    display=display, pai=pai, via=via)
+    # Masked: the SIM sees tokens of the company's, or nobody. What is not a number, or
+    # asked for privacy, is shown as anonymous, never as it came; without keys (the proxy
+    # refuses to start so, kemi.stack) nobody either: the call rings, nothing leaks.
+    if caller is None or masker is None or wants_privacy(req.privacy):
+        return Ring(targets, ANONYMOUS, display, None, via, masked=True)
+    pai_number = to_e164(req.pai_user, region) if req.pai_user else None
+    return Ring(targets, masker.mask(caller, mask), display,
+                masker.mask(pai_number, mask) if pai_number else None, via, masked=True)
 
 
 # -- a corporate SIM -------------------------------------------------------------------------
@@ -214,7 +256,7 @@ def _from_sim(req: Request, plan: SimPlan, facts: Facts, region: str):
     dialled = req.ruri_user or ""
     if dialled in EMERGENCY_NUMBERS:
         return _call_out(dialled, facts.emergency, anonymous=False, emergency=True)
-    number = to_e164(dialled, region)
+    number, masked = dialled_number(dialled, plan, facts.masker, region)
     if number is None:
         return NUMBER_DIALED_INCORRECTLY
     known = facts.numbers.get(number, NOT_OURS)
@@ -239,11 +281,11 @@ def _from_sim(req: Request, plan: SimPlan, facts: Facts, region: str):
     if kind not in plan.allowed:
         return DESTINATION_REFUSALS[kind]
     return _call_out(number, plan.egress, anonymous=wants_privacy(req.privacy),
-                     domestic=kind == DOMESTIC)
+                     domestic=kind == DOMESTIC, masked=masked)
 
 
 def _call_out(number: str, egress: Egress | None, anonymous: bool, emergency: bool = False,
-              domestic: bool = False):
+              domestic: bool = False, masked: bool = False):
     if egress is None:
         return NO_ROUTE_OUT
     # A trunk whose format cannot carry this number (a +7 10x number written nationally
@@ -255,7 +297,7 @@ def _call_out(number: str, egress: Egress | None, anonymous: bool, emergency: bo
         return NUMBER_DIALED_INCORRECTLY
     caller = egress.caller if hops[0] is egress.hops[0] else _caller_for(egress, hops[0])
     return CallOut(called=number, caller=caller, anonymous=anonymous, hops=hops,
-                   emergency=emergency)
+                   emergency=emergency, masked=masked)
 
 
 def _caller_for(egress: Egress, first: Hop) -> str:

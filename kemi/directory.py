@@ -131,9 +131,10 @@ class Directory:
         if numbers:
             self._update_did_index(numbers, self.db.did_index(numbers))
         districts = {int(d) for d in keys["districts"]}
-        if numbers or districts:
+        companies = {int(c) for c in keys["companies"]}  # masking is a company's setting
+        if numbers or districts or companies:
             self._mark_dids(lambda plan: plan is None or plan.number in numbers
-                            or plan.district_id in districts)
+                            or plan.district_id in districts or plan.company_id in companies)
 
     # -- trunks -------------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ if _ROOT not in sys.path:
 import KSR  # noqa: E402  (provided by app_python3)
 
 from kemi.adapter import Router, SharedGate  # noqa: E402
-from kemi.config import Config  # noqa: E402
-from kemi.db import Database  # noqa: E402
+from kemi.config import Config, ConfigError  # noqa: E402
+from kemi.db import Database, DatabaseError  # noqa: E402
 from kemi.directory import Directory  # noqa: E402
 
 
@@ -25,12 +25,32 @@ def build(router_class):
     # Runs in the main process before the workers fork: no connection is opened here
     # (kemi.db opens one lazily in each process that queries).
     config = Config.from_env()
+    check_masking_keys(config)
     # listen: each worker learns of committed changes on its own connection (db.changed).
     db = Database(config.database_dsn, config.db_timeout_ms, listen=True,
                   gate=SharedGate(KSR, config.db_max_waiting))
     directory = Directory(db, config.cache_ttl_s, config.cache_size, realm=config.realm,
                           log=lambda text: KSR.notice(text + "\n"))
     return router_class(KSR, config, directory)
+
+
+def check_masking_keys(config: Config) -> None:
+    """The proxy does not start with a key list it cannot use, nor without keys while a
+    company masks (its managers would see nobody); ConfigError names the setting. A
+    database that does not answer now is not a reason to refuse: routing starts from what
+    it can, and the keys were checked at the last start."""
+    if config.mask_keys() is not None:
+        return
+    probe = Database(config.database_dsn, config.db_timeout_ms, application="cloud-pbx-start")
+    try:
+        masking = [row["name"] for row in probe.query("masking_on")]
+    except DatabaseError:
+        return
+    finally:
+        probe.close()
+    if masking:
+        raise ConfigError(f"masking is on for {', '.join(masking)}, and no keys are configured: "
+                          f"set PBX_MASK_KEYS_FILE (or PBX_MASK_KEYS)")
 
 
 def mod_init():

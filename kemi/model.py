@@ -43,6 +43,7 @@ class Sim(NamedTuple):
     allow_international: bool = False
     allow_premium_rate: bool = False
     allow_kazakhstan: bool = False
+    mask_numbers: bool = False  # its district shows clients' numbers as tokens
 
     @property
     def active(self) -> bool:
@@ -58,6 +59,7 @@ class DidRoute(NamedTuple):
     district_name: str
     district_active: bool
     hunt: tuple[str, ...]  # SIM usernames in hunting order
+    mask_numbers: bool = False  # the SIMs see a client's number as a token
 
 
 # -- plans: what a call applies, prepared when the data arrives --------------------------------
@@ -104,3 +106,4 @@ class DidPlan(NamedTuple):
     active: bool
     display: str  # the district's name, quoted for a From display name
     targets: tuple[str, ...]
+    masked: bool = False  # the SIMs see the caller as a token of the company's

@@ -86,7 +86,7 @@ def allowed_classes(international: bool, premium_rate: bool, kazakhstan: bool) -
 
 def did_plan(route: DidRoute) -> DidPlan:
     return DidPlan(route.number, route.company_id, route.district_id, route.district_active,
-                   quoted(route.district_name), route.hunt)
+                   quoted(route.district_name), route.hunt, route.mask_numbers)
 
 
 @functools.lru_cache(maxsize=65536)

@@ -7,6 +7,7 @@ the foreground until Ctrl-C. Tests use the same classes, so what CI runs is what
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import pwd
 import shutil
@@ -19,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from . import db, rtpengine
-from .config import ROOT, Config, ConfigError
+from .config import MASK_KEYS_VAR, ROOT, Config, ConfigError
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 KAMAILIO = shutil.which("kamailio", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/kamailio"
@@ -209,6 +210,12 @@ def topology_key(config: Config) -> str:
         return key
 
 
+def uac_key(config: Config) -> str:
+    """uac's key for the From/To it keeps in Record-Route, derived from the topology key (one
+    secret to share between proxies, never one key for two primitives)."""
+    return hashlib.sha256(b"cloud-pbx uac\0" + topology_key(config).encode()).hexdigest()[:32]
+
+
 class Kamailio:
     """Kamailio in the foreground (-DD -E) with every runtime path under run_dir."""
 
@@ -260,7 +267,8 @@ class Kamailio:
                 "-A", f"USER_FAILURES={c.user_failures}",
                 "-A", f"RING_MS={c.ring_ms}", "-A", f"NO_ANSWER_MS={c.no_answer_ms}",
                 "-A", f"NATPING_S={c.natping_s}", "-A", f"KEEPALIVE_S={c.keepalive_timeout_s}",
-                "-A", f'TOPOLOGY_KEY="{topology_key(c)}"', *carrier, *media,
+                "-A", f'TOPOLOGY_KEY="{topology_key(c)}"', "-A", f'UAC_KEY="{uac_key(c)}"',
+                *carrier, *media,
                 "-A", f'HANDLER="{self.handler}"',
                 *[arg for name, value in self.defines.items()
                   for arg in ("-A", name if value is None else f"{name}={value}")]]
@@ -271,6 +279,8 @@ class Kamailio:
             self_signed_certificate(*self.config.tls_files, self.config.realm)
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
                "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8", **self.config.environ()}
+        if MASK_KEYS_VAR in os.environ:  # the keys themselves: not a Config field
+            env[MASK_KEYS_VAR] = os.environ[MASK_KEYS_VAR]
         stderr = open(self.log_path, "ab") if self.log_path else None
         self.process = subprocess.Popen(self.command(), env=env, stdin=subprocess.DEVNULL,
                                         stdout=stderr, stderr=stderr)

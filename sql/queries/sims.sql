@@ -15,7 +15,8 @@ SELECT s.username,
        cid.trunk_id AS caller_id_trunk_id,
        c.allow_international,
        c.allow_premium_rate,
-       c.allow_kazakhstan
+       c.allow_kazakhstan,
+       COALESCE(di.mask_numbers, c.mask_numbers) AS mask_numbers
   FROM sim s
   JOIN manager m ON m.id = s.manager_id
   JOIN district di ON di.id = m.district_id
