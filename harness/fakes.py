@@ -108,16 +108,18 @@ def demo_directory(**changes) -> Directory:
     return directory
 
 
-def facts(directory: Directory, req: Request, sim_username: str | None = None) -> Facts:
+def facts(directory: Directory, req: Request, sim_username: str | None = None,
+          masker=None) -> Facts:
     """The facts of a request as the adapter gathers them; sim_username: authenticated."""
     trunk = directory.trunk_for_source(req.source_ip)
     auth = None
     if trunk is None:
         auth = Verified(directory.sim(sim_username)) if sim_username else NO_CREDENTIALS
-    numbers = {n: directory.number(n) for n in numbers_to_look_up(req, trunk)}
-    emergency = (directory.emergency(auth.plan) if isinstance(auth, Verified)
+    plan = auth.plan if isinstance(auth, Verified) else None
+    numbers = {n: directory.number(n) for n in numbers_to_look_up(req, trunk, "RU", plan, masker)}
+    emergency = (directory.emergency(plan) if plan is not None
                  and req.ruri_user in EMERGENCY_NUMBERS else None)
-    return Facts(trunk, auth, numbers, emergency)
+    return Facts(trunk, auth, numbers, emergency, masker)
 
 
 def with_trunks(directory: Directory, trunks) -> Directory:

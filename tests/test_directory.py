@@ -134,3 +134,17 @@ def test_a_trunk_change_rebuilds_the_egress_without_a_query_per_sim(fresh, dba):
     until(directory, lambda: directory.sim(IVAN).egress.hops[0].uri_suffix == "@127.0.0.2:5099",
           "the new egress port")
     assert directory.db.asked.count("sims") == 1 and "sims_changed" not in directory.db.asked
+
+
+def test_masking_switched_on_for_a_company_then_off_for_a_district_reaches_dids_and_sims(fresh, dba):
+    directory = fresh()
+    assert not directory.number(SOCHI).did.masked and not directory.sim(IVAN).sim.mask_numbers
+    dba("UPDATE company SET mask_numbers = true WHERE name = 'Kuban Realty'",
+        "UPDATE company SET mask_numbers = false WHERE name = 'Kuban Realty'")
+    until(directory, lambda: directory.number(SOCHI).did.masked, "the company's masking")
+    assert directory.sim(IVAN).sim.mask_numbers and directory.number(ANAPA).did.masked
+    dba("UPDATE district SET mask_numbers = false WHERE name = 'Sochi'",
+        "UPDATE district SET mask_numbers = NULL WHERE name = 'Sochi'")
+    until(directory, lambda: not directory.number(SOCHI).did.masked, "Sochi's own setting")
+    assert not directory.sim(IVAN).sim.mask_numbers and directory.number(ANAPA).did.masked
+    assert directory.db.asked.count("sims") == 1  # never reloaded whole
