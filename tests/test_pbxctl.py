@@ -130,6 +130,13 @@ def test_manager_override_and_move(ctl):
     (("did", "add", "--number", "+78622550109", "--company", CO, "--district", "Sochi"),
      "trunk: '' is required"),
     (("company", "update", CO, "--allow-international", "maybe"), "allow_international: 'maybe' is not yes/no"),
+    (("company", "update", CO, "--mask-numbers", "maybe"), "mask_numbers: 'maybe' is not yes/no"),
+    (("company", "add", "--name", "X", "--mask-numbers", "company"),
+     "mask_numbers: 'company' is not yes/no"),
+    (("district", "update", "Sochi", "--company", CO, "--mask-numbers", "maybe"),
+     "mask_numbers: 'maybe' is not yes, no or company"),
+    (("district", "add", "--company", CO, "--name", "Anapa", "--caller-id", "+78613350101",
+      "--mask-numbers", "2"), "mask_numbers: '2' is not yes, no or company"),
     (("trunk", "add", "--name", "t", "--carrier", "c", "--sources", "300.1.1.1",
       "--egress-host", "127.0.0.9"), "sources: '300.1.1.1' is not a list of addresses"),
     (("trunk", "add", "--name", "t", "--carrier", "c", "--sources", "127.0.0.9",
@@ -285,6 +292,9 @@ UPDATES = [
      lambda c, d: shown(c, "company", CO)["allow_premium_rate"] is True),
     ("company", CO, ["--allow-kazakhstan", "yes"], "", {"--allow-kazakhstan"},
      lambda c, d: shown(c, "company", CO)["allow_kazakhstan"] is True),
+    ("company", CO, ["--mask-numbers", "yes"], "", {"--mask-numbers"},
+     lambda c, d: shown(c, "company", CO)["mask_numbers"] is True
+     and shown(c, "district", "Sochi", "--company", CO)["masked"] is True),
     ("company", CO, ["--name", "Kuban Homes"], "", {"--name"},
      lambda c, d: shown(c, "company", "Kuban Homes")["name"] == "Kuban Homes"),
     ("company", CO, ["--rename", "Kuban Homes"], "", {"--rename"},
@@ -321,6 +331,13 @@ UPDATES = [
      and shown(c, "did", "+78622550109")["district"] == "Sochi"),
     ("district", "Sochi", ["--company", CO, "--active", "no"], "", {"--active"},
      lambda c, d: shown(c, "district", "Sochi", "--company", CO)["active"] is False),
+    ("district", "Sochi", ["--company", CO, "--mask-numbers", "yes"], "", {"--mask-numbers"},
+     lambda c, d: shown(c, "district", "Sochi", "--company", CO)["mask_numbers"] is True
+     and shown(c, "district", "Sochi", "--company", CO)["masked"] is True
+     and shown(c, "company", CO)["mask_numbers"] is False),
+    # `company` stores NULL: Anapa (added with --mask-numbers no) follows its company again
+    ("district", "Anapa", ["--company", CO, "--mask-numbers", "company"], "", {"--mask-numbers"},
+     lambda c, d: shown(c, "district", "Anapa", "--company", CO)["mask_numbers"] is None),
     ("district", "Sochi", ["--company", CO, "--name", "Sochi-Center"], "", {"--name", "--rename"},
      lambda c, d: shown(c, "district", "Sochi-Center", "--company", CO)["name"] == "Sochi-Center"),
     ("did", "+78622550102", ["--company", CO, "--district", "Anapa"], "", {"--company", "--district"},
@@ -367,7 +384,7 @@ def test_every_update_option_has_a_case_below():
 def test_each_update_option_changes_what_it_names(ctl, dsn, entity, key, argv, stdin, covers, check):
     setup_company(ctl)
     for step in (("district", "add", "--company", CO, "--name", "Anapa", "--caller-id",
-                  "+78613350101", "--trunk", "kuban-telecom"),
+                  "+78613350101", "--trunk", "kuban-telecom", "--mask-numbers", "no"),
                  ("trunk", "add", "--name", "south", "--carrier", "South", "--sources",
                   "127.0.0.4", "--egress-host", "127.0.0.4"),
                  ("did", "add", "--number", "+78622550102", "--company", CO, "--district",

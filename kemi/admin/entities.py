@@ -31,6 +31,7 @@ ENTITIES = {e.name: e for e in (
         Field("allow_international", "bool", help="may call abroad"),
         Field("allow_premium_rate", "bool", help="may call Russian premium rate (8-809)"),
         Field("allow_kazakhstan", "bool", help="may call Kazakhstan (+7 6xx/7xx)"),
+        Field("mask_numbers", "bool", help="managers see clients' numbers as tokens (default no)"),
     ), renamable=True),
     Entity("trunk", "name", "text", (
         Field("name", "text", True, "trunk name"),
@@ -50,6 +51,7 @@ ENTITIES = {e.name: e for e in (
         Field("name", "text", True, "district name, shown to managers"),
         Field("caller_id", "number", True, "the district's published number (a company DID)"),
         Field("active", "bool", help="default yes"),
+        Field("mask_numbers", "inherit", help="yes, no, or company: as the company (default)"),
         Field("trunk", "ref", help="add: create the caller-ID DID on this trunk if missing"),
     ), scoped=True, renamable=True),
     Entity("did", "number", "number", (

@@ -52,6 +52,16 @@ def boolean(field: str, value: str) -> bool:
     raise InputError(field, value, "is not yes/no (true, false, 1, 0)")
 
 
+def inherited(field: str, value: str) -> bool | str:
+    """yes/no, or `company`: as the company (stored NULL; the SQL turns 'company' into it)."""
+    if str(value).strip().lower() == "company":
+        return "company"
+    try:
+        return boolean(field, value)
+    except InputError:
+        raise InputError(field, value, "is not yes, no or company (as the company)") from None
+
+
 def integer(field: str, value: str, low: int, high: int) -> int:
     try:
         number = int(str(value).strip())
@@ -111,7 +121,7 @@ def ha1_hex(field: str, value: str) -> str:
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: str  # text number bool port position networks address transport format ref secret
+    kind: str  # text number bool inherit port position networks address transport format ref secret
     required: bool = False  # on add
     help: str = ""
 
@@ -127,6 +137,8 @@ def parse(field: Field, value: str, region: str):
         return phone_number(field.name, value, region)
     if kind == "bool":
         return boolean(field.name, value)
+    if kind == "inherit":
+        return inherited(field.name, value)
     if kind == "port":
         return integer(field.name, value, 1, 65535)
     if kind == "position":

@@ -1,6 +1,9 @@
+-- mask_numbers: not given keeps it; 'company' stores NULL (as the company).
 UPDATE district SET
        name = COALESCE(%(rename)s, name),
        caller_id = COALESCE(%(caller_id)s, caller_id),
-       active = COALESCE(%(active)s, active)
+       active = COALESCE(%(active)s, active),
+       mask_numbers = CASE WHEN %(mask_numbers)s::text IS NULL THEN mask_numbers
+                           ELSE NULLIF(%(mask_numbers)s::text, 'company')::boolean END
  WHERE company_id = %(company_id)s AND name = %(key)s
 RETURNING name
