@@ -30,6 +30,11 @@ PROXY_PORT = 15060  # UDP and TCP
 PROXY_TLS_PORT = 15061
 
 
+# The session proxy's masking keys (README, Masked client numbers): test keys, in a file
+# as in production; tests/test_masking_e2e.py rotates them.
+MASK_KEYS = "1 EF4359D8D580AA4F7F036D6F04FC6A94 active\n"
+
+
 def demo_password(sim: str) -> str:
     """sql/demo.sql: the password of a demo SIM."""
     return "demo-" + sim.lstrip("+")
@@ -56,6 +61,9 @@ class Stack:
 def stack():
     state = Path(tempfile.mkdtemp(prefix="cloud-pbx-test-"))
     os.chmod(state, 0o755)
+    keys = state / "mask.keys"
+    keys.write_text(MASK_KEYS)
+    keys.chmod(0o600)
     # PBX_TEST_WIRING=kemi runs the whole suite through the full-KEMI wiring.
     config = replace(Config(), state_dir=str(state), sip_port=PROXY_PORT, pg_port=free_port(),
                      tls_port=PROXY_TLS_PORT,
@@ -67,7 +75,8 @@ def stack():
                      # (keepalives are tested in the NAT lab, tests/test_nat_e2e.py)
                      natping_s=0, keepalive_timeout_s=0,
                      # every call's media anchored, as in production
-                     media_ng_port=free_port(), rpc_port=free_port(), media_ports="31000-31999")
+                     media_ng_port=free_port(), rpc_port=free_port(), media_ports="31000-31999",
+                     mask_keys_file=str(keys))
     cluster = PostgresCluster(state, config.pg_port, durable=False)
     proxy = Kamailio(config, state / "kamailio", log_path=state / "kamailio.log")
     media = Rtpengine.for_config(config, state / "rtpengine")
