@@ -1,4 +1,5 @@
-"""pbxctl: add, list, show, update, remove, import and export the routing tables; explain; audit.
+"""pbxctl: add, list, show, update, remove, import and export the routing tables; explain; audit;
+mask, unmask and the masking keys.
 
 Exit codes: 0 done, 1 refused (validation, constraint, not found, database unreachable), 2 usage.
 """
@@ -17,6 +18,7 @@ from ..config import Config, ConfigError
 from ..db import (FOREIGN_KEY_VIOLATION, ConstraintViolation, DatabaseError,
                   DatabaseUnavailable, Session, migrate)
 from . import explain as explain_mod
+from . import keys as keys_mod
 from .entities import ENTITIES, Entity
 from .fields import Field, InputError, ha1, ha1_hex, parse
 
@@ -263,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                         continue
                     if action == "update" and f.name == entity.key:
                         continue
-                    a.add_argument(_option(f.name), dest=f.name, metavar=f.kind.upper(), help=f.help)
+                    a.add_argument(_option(f.name), dest=f.name, help=f.help,
+                                   metavar="BOOL|COMPANY" if f.kind == "inherit" else f.kind.upper())
                 if action == "update" and entity.renamable:
                     # The same spelling for every table that has a name; --rename is its alias.
                     a.add_argument("--name", "--rename", dest="rename", metavar="NEW_NAME",
@@ -304,8 +307,27 @@ def build_parser() -> argparse.ArgumentParser:
     audit = tables.add_parser("audit", parents=[common], help="the change history")
     audit.add_argument("--since", default="1d",
                        help="ISO time, or an age like 30m, 12h, 7d (default 1d)")
-    audit.add_argument("--table", dest="table_name", choices=sorted(ENTITIES))
+    audit.add_argument("--table", dest="table_name", choices=sorted([*ENTITIES, "masking"]),
+                       help="masking: mask, unmask and key commands")
     audit.add_argument("--limit", type=int, default=100)
+    # Masked client numbers (README): support staff turn a number into its token and back,
+    # each use audited; the keys themselves are never shown.
+    mask = tables.add_parser("mask", parents=[common], help="the token a company's managers see for a number")
+    mask.add_argument("--company", required=True)
+    mask.add_argument("number", help="the client's number, as people type it")
+    unmask = tables.add_parser("unmask", parents=[common], help="the number a company's token stands for")
+    unmask.add_argument("--company", required=True)
+    unmask.add_argument("token", help="+28..., as the manager's phone shows it")
+    key = tables.add_parser("key", parents=[common], help="the masking keys (ids only, never a key)")
+    key_actions = key.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (("list", "the keys' ids, and which one makes tokens"),
+                         ("rotate", "add a fresh key and make it the active one (the others "
+                                    "still decode their tokens)"),
+                         ("retire", "remove a key: its tokens no longer decode")):
+        a = key_actions.add_parser(action, parents=[common], help=text)
+        a.add_argument("--file", type=Path, help="the key file (default: PBX_MASK_KEYS_FILE)")
+        if action == "retire":
+            a.add_argument("key_id", metavar="ID", choices=list(keys_mod.KEY_IDS), help="its id")
     return parser
 
 
@@ -343,8 +365,29 @@ def run(args, admin: Admin, out, stdin) -> None:
                                                 "table": args.table_name, "limit": args.limit})
         emit(rows, args.json, out)
         return
+    if args.table in ("mask", "unmask"):
+        shown = (keys_mod.mask(admin, args.company, args.number) if args.table == "mask"
+                 else keys_mod.unmask(admin, args.company, args.token))
+        admin.session.commit()
+        if args.json:
+            emit({"company": args.company, "token" if args.table == "mask" else "number": shown},
+                 True, out)
+        else:
+            print(shown, file=out)
+        return
+    if args.table == "key":
+        if args.action == "list":
+            emit(keys_mod.key_list(args.file), args.json, out)
+            return
+        rows, note = (keys_mod.key_rotate(admin, args.file) if args.action == "rotate"
+                      else keys_mod.key_retire(admin, args.file, args.key_id))
+        admin.session.commit()
+        emit(rows, args.json, out)
+        print(note, file=sys.stderr if args.json else out)
+        return
     if args.table == "explain":
         result = explain_mod.explain(admin, args)
+        admin.session.commit()  # the audit of a token decoded
         if args.json:
             emit(result, True, out)
         else:
@@ -446,10 +489,15 @@ def _read_csv(path: Path, entity: Entity) -> list[dict]:
 def main(argv: list[str] | None = None, out=None, stdin=None) -> int:
     out = out or sys.stdout
     stdin = stdin or sys.stdin
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.json = getattr(args, "json", False)
     try:
         config = Config.from_env()
+        if args.table == "key":
+            args.file = args.file or (Path(config.mask_keys_file) if config.mask_keys_file else None)
+            if args.file is None:
+                parser.error("key: give --file F or set PBX_MASK_KEYS_FILE (the proxy's key file)")
         dsn = getattr(args, "dsn", None) or config.database_dsn
         region = getattr(args, "region", None) or config.region
         session = Session(dsn)
@@ -459,7 +507,7 @@ def main(argv: list[str] | None = None, out=None, stdin=None) -> int:
     try:
         run(args, Admin(session, region, config.realm), out, stdin)
         return 0
-    except (InputError, Refused) as exc:
+    except (InputError, Refused, ConfigError) as exc:
         session.rollback()
         print(f"pbxctl: {exc}", file=sys.stderr)
         return 1

@@ -9,11 +9,13 @@ from pathlib import Path
 from ..config import Config
 from ..db import Database
 from ..decision import (AUTH_FAILED, CHALLENGE, EMERGENCY_NUMBERS, CallOut, Facts, Reply,
-                        Request, Ring, Verified, decide, numbers_to_look_up)
+                        Request, Ring, Verified, decide, dialled_number, numbers_to_look_up)
 from ..directory import Directory
+from ..masking import dialed_token
 from ..phone import to_e164
 from ..plans import ruri
 from ..stack import StackError, kamcmd
+from . import keys
 from .fields import InputError, phone_number
 
 
@@ -21,6 +23,7 @@ def explain(admin, args) -> dict:
     config = Config.from_env()
     directory = Directory(Database(admin.session.dsn), ttl=60, size=1000, realm=config.realm)
     directory.refresh()  # a new connection: every snapshot loads
+    masker = keys.masker()  # the proxy's keys: tokens made and decoded as it would
     source_ip, auth, source = "", None, "untrusted address (not a trunk)"
     if args.sim:
         username = phone_number("sim", args.sim, admin.region)
@@ -40,11 +43,15 @@ def explain(admin, args) -> dict:
             source = f"trunk {trunk.name} ({trunk.carrier}, from {source_ip})"
     trunk = directory.trunk_for_source(source_ip) if source_ip and not args.sim else None
     req = Request("INVITE", source_ip, args.called, args.caller)
-    numbers = {n: directory.number(n) for n in numbers_to_look_up(req, trunk, admin.region)}
-    emergency = (directory.emergency(auth.plan) if auth is not None
+    sim = auth.plan if auth is not None else None
+    numbers = {n: directory.number(n)
+               for n in numbers_to_look_up(req, trunk, admin.region, sim, masker)}
+    emergency = (directory.emergency(sim) if sim is not None
                  and args.called in EMERGENCY_NUMBERS else None)
-    decision = decide(req, Facts(trunk, auth, numbers, emergency), admin.region)
+    decision = decide(req, Facts(trunk, auth, numbers, emergency, masker), admin.region)
     result = {"source": source, "from": args.caller, "to": args.called}
+    if sim is not None and dialed_token(args.called):
+        result["token"] = _token(admin, sim, args.called, masker)
     if isinstance(decision, Reply):
         result.update(decision="refuse", reply=f"{decision.code} {decision.reason}")
     elif decision is CHALLENGE:
@@ -59,11 +66,26 @@ def explain(admin, args) -> dict:
                       caller_id_shown=decision.caller,
                       display_name=_unquoted(decision.display) if decision.display else "(unchanged)",
                       hunt=[f"{sim} ({registered[sim]})" for sim in decision.targets])
+        if decision.masked:  # the district masks: the SIMs see a token (or anonymous)
+            result["masked"] = True
     elif isinstance(decision, CallOut):
         result.update(decision="call out", called=decision.called, caller_id_shown=decision.caller,
                       anonymous=decision.anonymous,
                       trunks=[f"{h.trunk}: {ruri(h, decision.called)}" for h in decision.hops])
     return result
+
+
+def _token(admin, sim, called: str, masker) -> str:
+    """What a SIM's token decodes to; a decode by hand, so audited as pbxctl unmask is."""
+    number = dialled_number(called, sim, masker, admin.region)[0]
+    company = admin.session.run("sim_list", {"key": sim.username, "company_id": None})[0]["company"]
+    keys.audit(admin, "UNMASK", company=company, token=dialed_token(called),
+               decoded=number is not None, sim=sim.username, via="explain")
+    if masker is None:
+        return "does not decode: no masking keys (PBX_MASK_KEYS_FILE) (404 Number Dialed Incorrectly)"
+    if number is None:
+        return "does not decode for this company (404 Number Dialed Incorrectly)"
+    return f"decodes to {number}"
 
 
 def _unquoted(display: str) -> str:
