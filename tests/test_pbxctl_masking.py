@@ -226,3 +226,34 @@ def test_explain_without_keys_says_a_token_cannot_decode(ctl, monkeypatch):
     said = explain(ctl, "--from", "x", "--to", "+2811234567890123", "--sim", "89181110004")
     assert said["token"].startswith("does not decode: no masking keys (PBX_MASK_KEYS_FILE)")
     assert said["reply"] == "404 Number Dialed Incorrectly"
+
+
+def test_the_setting_is_exported_and_imported(ctl, tmp_path):
+    setup_company(ctl)
+    ok(ctl("company", "update", CO, "--mask-numbers", "yes"))
+    assert "Kuban Realty,false,false,false,true" in ctl("company", "export").out
+    ok(ctl("did", "add", "--number", "+78622550102", "--company", CO, "--district", "Sochi",
+           "--trunk", "kuban-telecom"))
+    ok(ctl("did", "add", "--number", "+78622550103", "--company", CO, "--district", "Sochi",
+           "--trunk", "kuban-telecom"))
+    csv = tmp_path / "districts.csv"
+    csv.write_text("company,name,caller_id,active,mask_numbers\n"
+                   f"{CO},Anapa,+78622550102,true,no\n{CO},Gelendzhik,+78622550103,true,company\n")
+    assert ctl("district", "import", str(csv)).code == 0
+    rows = {r["name"]: (r["mask_numbers"], r["masked"])
+            for r in json.loads(ctl("district", "list", use_json=True).out)}
+    assert rows == {"Anapa": (False, False), "Gelendzhik": (None, True), "Sochi": (None, True)}
+    exported = ctl("district", "export").out.splitlines()
+    assert exported[0] == "company,name,caller_id,active,mask_numbers,trunk"
+    assert f"{CO},Anapa,+78622550102,true,false," in exported
+    assert f"{CO},Gelendzhik,+78622550103,true,," in exported  # empty: as the company
+
+
+def test_rotate_through_a_symlink_replaces_its_target(ctl, tmp_path):
+    target = tmp_path / "secrets" / "mask.keys"
+    target.parent.mkdir()
+    target.write_text(FIRST_KEY)
+    link = tmp_path / "mask.keys"
+    link.symlink_to(target)
+    assert ctl("key", "rotate", "--file", str(link)).code == 0
+    assert link.is_symlink() and sorted(Keys.parse(target.read_text()).by_id) == ["0", "1"]

@@ -152,6 +152,7 @@ def _replace(admin, path: Path, lines: list[str], operation: str, **facts) -> Ke
     text = "\n".join(lines) + "\n"
     keys = Keys.parse(text, str(path))  # never write what the proxy would refuse
     audit(admin, operation, file=str(path), ids=sorted(keys.by_id), **facts)
+    path = path.resolve()  # a symlinked file (a mounted secret, say): replace its target
     try:
         before = path.stat()
     except FileNotFoundError:
