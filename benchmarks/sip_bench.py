@@ -25,8 +25,11 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import psycopg2
+
 from kemi import db
 from kemi.config import ROOT, Config
+from kemi.masking import Keys, Masker
 from kemi.stack import Kamailio, PostgresCluster, Rtpengine, with_children
 from kemi.stack import free_port
 from harness.sipp import SIPP, Check, render, udp_bound
@@ -40,11 +43,16 @@ CONFIGS = {"python": ROOT / "kamailio.cfg", "python-kemi": ROOT / "kamailio.cfg"
            "native": PERF / "native.cfg", "floor": PERF / "floor.cfg",
            # the product as it runs: media anchored through rtpengine (the others carry SDP
            # untouched, so that the ratio measures the routing alone)
-           "python-media": ROOT / "kamailio.cfg"}
+           "python-media": ROOT / "kamailio.cfg",
+           # every client's number masked (README, Masked client numbers): its managers see
+           # tokens, its SIMs dial tokens; beside python, what masking costs per call
+           "python-masked": ROOT / "kamailio.cfg"}
 RAMPED = ("python", "python-kemi", "native", "floor")  # python-media: the fixed rates only
 CONFIGS_RUN = list(CONFIGS)
 PROFILES = {"inbound": 1.0, "outbound": 0.0, "mixed": 0.7}  # share of inbound calls
 PROXY_PORT, SIM_PORT, CARRIER = 15070, 6000, ("127.0.0.2", 5060)
+BENCH_KEYS = "1 EF4359D8D580AA4F7F036D6F04FC6A94 active\n"  # a test key: the bench's own data
+MASKED = ("python-masked",)
 OUTBOUND_SIMS = 4  # one SIPp per SIM (SIPp takes one digest identity per process)
 
 
@@ -217,6 +225,17 @@ class Bench:
         db.run_script(self.cluster.dsn, ROOT / "sql" / "dataset.sql",
                       {"pbx.realm": Config().realm, "pbx.districts": str(self.plan.districts),
                        "pbx.dids_per_district": "4", "pbx.managers_per_district": "2"})
+        # python-masked: the same data, the company masking, in a database of its own
+        self.masked_dsn = self.cluster.dsn.replace("dbname=pbx", "dbname=pbx_masked")
+        admin = psycopg2.connect(self.cluster.dsn.replace("dbname=pbx", "dbname=postgres"))
+        admin.autocommit = True
+        admin.cursor().execute("CREATE DATABASE pbx_masked TEMPLATE pbx")
+        admin.close()
+        with psycopg2.connect(self.masked_dsn) as masked, masked.cursor() as cur:
+            cur.execute("UPDATE company SET mask_numbers = true RETURNING id")
+            company_id = cur.fetchone()[0]
+        masked.close()
+        (self.work / "bench.keys").write_text(BENCH_KEYS)
         self.sims = [r["username"] for r in db.Database(self.cluster.dsn).query("perf_sims")]
         dids = [r["number"] for r in db.Database(self.cluster.dsn).query("perf_dids")]
         rng = random.Random(4711)
@@ -224,11 +243,20 @@ class Bench:
         (self.work / "inbound.csv").write_text("SEQUENTIAL\n" + "".join(
             f"8{d[2:]};{rng.choice(clients)}\n" for d in rng.sample(dids, len(dids))))
         (self.work / "outbound.csv").write_text("SEQUENTIAL\n" + "".join(f"{c}\n" for c in clients))
+        # what a masked district's managers redial: the tokens of the same clients
+        masker = Masker(Keys.parse(BENCH_KEYS))
+        (self.work / "outbound-masked.csv").write_text("SEQUENTIAL\n" + "".join(
+            f"{masker.mask('+7' + c[1:], company_id)}\n" for c in clients))
         # The same assertions for our proxy and the native reference; the floor rewrites
         # no caller ID, so its far ends check nothing.
         checks = {"checked": {"inbound": (Check("From", '^ *"District [0-9]+" <sip:\\+79[0-9]{9}@'),),
                               "outbound": (Check(None, "^INVITE sip:8989[0-9]{7}@127\\.0\\.0\\.2"),
                                            Check("From", "<sip:88612[0-9]{6}@"))},
+                  # the managers see tokens; the carrier the real number, as above
+                  "masked": {"inbound": (Check("From", '^ *"District [0-9]+" <sip:\\+28[0-9]{16}@'),
+                                         Check(None, "8989[0-9]{7}", present=False)),
+                             "outbound": (Check(None, "^INVITE sip:8989[0-9]{7}@127\\.0\\.0\\.2"),
+                                          Check("From", "<sip:88612[0-9]{6}@"))},
                   "floor": {"inbound": (), "outbound": ()}}
         for key, check in checks.items():
             folder = self.work / key
@@ -246,10 +274,12 @@ class Bench:
         config = replace(Config(), sip_port=PROXY_PORT + index, children=4,
                          flood_reqs=0,  # every SIM sends from 127.0.0.1
                          tls_port=0,  # the configurations run at once: no port to share
-                         log_level=1, dsn=self.cluster.dsn, state_dir=str(self.work),
+                         log_level=1, dsn=self.masked_dsn if name in MASKED else self.cluster.dsn,
+                         state_dir=str(self.work),
                          wiring="kemi" if name == "python-kemi" else "native",
                          natping_s=0, keepalive_timeout_s=0,  # SIPp answers no OPTIONS
                          media="on" if name == "python-media" else "off",
+                         mask_keys_file=str(self.work / "bench.keys") if name in MASKED else "",
                          rpc_port=free_port(), media_ng_port=free_port(),
                          media_ports=f"{32000 + 1000 * index}-{32999 + 1000 * index}")
         media = Rtpengine.for_config(config, self.work / f"rtpengine-{name}")
@@ -273,7 +303,9 @@ class Bench:
     def measure(self, name: str, proxy: Kamailio, profile: str, rate: int, seconds: float) -> Run:
         share = PROFILES[profile]
         calls = max(1, int(rate * seconds))
-        key = "floor" if name == "floor" else "checked"  # python-kemi passes the same checks
+        # python-kemi passes the same checks as python
+        key = "floor" if name == "floor" else "masked" if name in MASKED else "checked"
+        dialled = self.work / ("outbound-masked.csv" if name in MASKED else "outbound.csv")
         inbound_calls, outbound_calls = round(calls * share), calls - round(calls * share)
         far = [SippProcess(self.scenarios[("inbound_uas", key)], self.work, "127.0.0.1",
                            port=SIM_PORT, timeout_s=seconds + 90),
@@ -295,7 +327,7 @@ class Bench:
             if n:
                 load.append(SippProcess(self.scenarios[("outbound_uac", key)], self.work, "127.0.0.1",
                                         proxy_port=proxy.config.sip_port, port=5070 + i, rate=rate * (1 - share) / len(sims), calls=n,
-                                        inf=self.work / "outbound.csv", auth=sim,
+                                        inf=dialled, auth=sim,
                                         timeout_s=seconds + 40))
         for process in load:
             process.wait(seconds + 60)
@@ -361,7 +393,7 @@ class Bench:
                 for rate in self.plan.rates:
                     for profile in PROFILES:
                         for name, proxy in proxies.items():
-                            if name == "python-media" and rate != self.plan.rate:
+                            if name in ("python-media", *MASKED) and rate != self.plan.rate:
                                 continue  # with rtpengine and SIPp, 2 cores saturate at 1000
                             run = self.measure(name, proxy, profile, rate, self.plan.seconds)
                             self.log(f"   r{self.round} {name:<12} {profile:<8} {run.rate:>5} calls/s  cpu "
@@ -456,6 +488,28 @@ def summarize(runs: list[Run], plan: Plan) -> dict:
             summary["media"][str(rate)] = {"cpu_ms_per_call_on": round(on, 3),
                                            "cpu_ms_per_call_off": round(off, 3),
                                            "ratio": round(on / off, 3)}
+    # What masking costs (a token made per inbound call, one decoded per outbound one, the
+    # headers filtered toward the SIM): python-masked beside python, at the first rate.
+    summary["masking"] = {}
+    for rate in plan.rates:
+        masked_cpu, plain_cpu = [], []
+        for n in range(plan.rounds):
+            def per_profile(name):
+                found = {r.profile: r.cpu_ms_per_call for r in runs if r.config == name
+                         and r.rate == rate and r.round == n and r.profile in PROFILES}
+                return found if len(found) == len(PROFILES) else None
+            on, off = per_profile("python-masked"), per_profile("python")
+            if on and off:
+                masked_cpu.append(on)
+                plain_cpu.append(off)
+        if masked_cpu:
+            summary["masking"][str(rate)] = {
+                profile: {"cpu_ms_per_call_masked": round(_median([m[profile] for m in masked_cpu]), 3),
+                          "cpu_ms_per_call_plain": round(_median([p[profile] for p in plain_cpu]), 3)}
+                for profile in PROFILES}
+            total_on = _median([sum(m.values()) for m in masked_cpu])
+            total_off = _median([sum(p.values()) for p in plain_cpu])
+            summary["masking"][str(rate)]["ratio"] = round(total_on / total_off, 3)
     summary["failed_calls"] = sum(r.failed for r in runs if r.profile in PROFILES)
     return summary
 

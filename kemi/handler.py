@@ -36,10 +36,11 @@ def build(router_class):
 
 def check_masking_keys(config: Config) -> None:
     """The proxy does not start with a key list it cannot use, nor without keys while a
-    company masks (its managers would see nobody); ConfigError names the setting. A
-    database that does not answer now is not a reason to refuse: routing starts from what
-    it can, and the keys were checked at the last start."""
-    if config.mask_keys() is not None:
+    company masks (its managers would see nobody), nor in a wiring that does not mask;
+    ConfigError names the setting. A database that does not answer now is not a reason to
+    refuse: routing starts from what it can, and the keys were checked at the last start."""
+    keys = config.mask_keys()
+    if keys is not None and config.wiring == "native":
         return
     probe = Database(config.database_dsn, config.db_timeout_ms, application="cloud-pbx-start")
     try:
@@ -48,7 +49,11 @@ def check_masking_keys(config: Config) -> None:
         return
     finally:
         probe.close()
-    if masking:
+    if masking and config.wiring != "native":
+        # the full-KEMI wiring is kept for measurement, and filters no header toward a SIM
+        raise ConfigError(f"masking is on for {', '.join(masking)}: PBX_WIRING={config.wiring!r} "
+                          f"does not mask; use PBX_WIRING=native")
+    if masking and keys is None:
         raise ConfigError(f"masking is on for {', '.join(masking)}, and no keys are configured: "
                           f"set PBX_MASK_KEYS_FILE (or PBX_MASK_KEYS)")
 

@@ -20,9 +20,13 @@ def test_the_performance_harness_runs_end_to_end(tmp_path):
     assert report["ratio_python_to_native"] > 0
     # media anchoring's cost beside the same proxy without it, and the relay's own figures
     assert report["media"]["20"]["cpu_ms_per_call_on"] > 0 and report["media"]["20"]["ratio"] > 0
+    # masking's cost beside the same proxy without it (its far ends check tokens, no number)
+    assert report["masking"]["20"]["ratio"] > 0
+    assert report["masking"]["20"]["inbound"]["cpu_ms_per_call_masked"] > 0
     relay = report["media_relay"]["steps"][0]
     assert relay["calls"] == 10 and relay["received"] > 0 and relay["rtpengine_cpu_share"] > 0
     text = (tmp_path / "results.md").read_text()
     assert "| python | 20 |" in text and "| 0 | python | mixed | 20 |" in text
     assert "Media anchoring at 20 calls/s" in text and "Media relay (rtpengine" in text
+    assert "Masked numbers at 20 calls/s" in text
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"

@@ -68,12 +68,15 @@ def test_route_initial_answers_are_handled_by_kamailio_cfg():
 
 
 def test_the_plan_fields_are_read_where_python_writes_them():
-    """$avp(plan): CALL_OUT reads six fields, RING_SIM three, in the adapter's order."""
+    """$avp(plan): CALL_OUT reads seven fields, RING_SIM five, in the adapter's order (the
+    last of each: adapter.MASKED)."""
     avp = adapter.PLAN_AVP[len("$avp("):-1]
     assert set(re.findall(rf"\$\(avp\({avp}\){{s\.select,(\d),\|}}\)", block("route[CALL_OUT]"))) \
-        == {str(i) for i in range(6)}
+        == {str(i) for i in range(7)}
     assert set(re.findall(rf"\$\(avp\({avp}\){{s\.select,(\d),\|}}\)", block("route[RING_SIM]"))) \
-        == {"0", "1", "2", "3"}
+        == {"0", "1", "2", "3", "4"}
+    assert f'{{s.select,6,|}}) == "{adapter.MASKED}"' in block("route[CALL_OUT]")
+    assert f'{{s.select,4,|}}) == "{adapter.MASKED}"' in block("route[RING_SIM]")
     assert adapter.SEPARATOR == "|"
 
 
