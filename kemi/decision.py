@@ -8,10 +8,9 @@ source            | called number                     | decision
 trusted trunk     | REGISTER                          | 403 Carriers Do Not Register
 trusted trunk     | a DID                             | ring the district's managers in order
 trusted trunk     | a corporate SIM's number          | ring that SIM
-trusted trunk     | anything else                     | 404 Number Dialed Incorrectly
-any other source  | anything                          | authenticate first: 407 (401 REGISTER), 403
 trusted trunk     | a DID of a masked district        | the same, the caller shown as a token
-trusted trunk     | a token                           | 404 Number Dialed Incorrectly
+trusted trunk     | anything else (a token too)       | 404 Number Dialed Incorrectly
+any other source  | anything                          | authenticate first: 407 (401 REGISTER), 403
 authenticated SIM | a token of its own company        | as if it had dialled the number it stands for
 authenticated SIM | any other token                   | 404 Number Dialed Incorrectly
 authenticated SIM | a DID of its own company          | ring that district's managers, caller = SIM
@@ -239,12 +238,21 @@ def _ring(req: Request, targets: tuple[str, ...], display: str, via: str, region
                     display=display, pai=pai, via=via)
     # Masked: the SIM sees tokens of the company's, or nobody. What is not a number, or
     # asked for privacy, is shown as anonymous, never as it came; without keys (the proxy
-    # refuses to start so, kemi.stack) nobody either: the call rings, nothing leaks.
-    if caller is None or masker is None or wants_privacy(req.privacy):
+    # refuses to start so: kemi/handler.py) nobody either: the call rings, nothing leaks.
+    token = _token(caller, mask, masker)
+    if token is None or wants_privacy(req.privacy):
         return Ring(targets, ANONYMOUS, display, None, via, masked=True)
-    pai_number = to_e164(req.pai_user, region) if req.pai_user else None
-    return Ring(targets, masker.mask(caller, mask), display,
-                masker.mask(pai_number, mask) if pai_number else None, via, masked=True)
+    pai_token = _token(to_e164(req.pai_user, region), mask, masker) if req.pai_user else None
+    return Ring(targets, token, display, pai_token, via, masked=True)
+
+
+def _token(number: str | None, company_id: int, masker: Masker | None) -> str | None:
+    if number is None or masker is None:
+        return None
+    try:
+        return masker.mask(number, company_id)
+    except ValueError:  # not a number the token can hold (E.164: 7 to 15 digits)
+        return None
 
 
 # -- a corporate SIM -------------------------------------------------------------------------
