@@ -47,6 +47,26 @@ def test_outbound_explained_then_placed(stack, sipp):
     assert trunk == "kuban-telecom"
 
 
+def test_token_explained_then_dialled(stack, sipp, monkeypatch):
+    """A SIM redials a client from its call history (a token): explain decodes it with the
+    proxy's own key file, and the carrier gets the very number explain named."""
+    monkeypatch.setenv("PBX_MASK_KEYS_FILE", stack.config.mask_keys_file)
+    monkeypatch.delenv("PBX_MASK_KEYS", raising=False)
+    out = io.StringIO()
+    assert main(["mask", "--company", "Kuban Realty", CLIENT, "--dsn", stack.dsn], out=out) == 0
+    token = out.getvalue().strip()
+    said = explain(stack, "--from", BORIS, "--to", token, "--sim", BORIS)
+    assert said["token"] == f"decodes to {CLIENT}" and said["called"] == CLIENT
+    trunk, ruri = said["trunks"][0].split(": ")
+    user, host = re.match(r"sip:([^@]+)@([^:;]+)", ruri).groups()
+    carrier = sipp("outbound_call", "trunk_uas.xml", local_ip=host, local_port=TRUNK_PORT,
+                   checks=(request_line("INVITE", user, host),)).start()
+    sipp("outbound_call", "sim_uac.xml", local_ip=SIM_IP, local_port=5303, service=BORIS,
+         auth=(BORIS, demo_password(BORIS)),
+         keys={"realm": stack.config.realm, "called": token}).run()
+    carrier.succeeded()
+
+
 def test_refusal_explained_then_refused(stack, sipp):
     said = explain(stack, "--from", CLIENT, "--to", "+78612999999", "--source", "trunk", "kuban-telecom")
     code, reason = said["reply"].split(" ", 1)
