@@ -540,6 +540,10 @@ def markdown(summary: dict) -> str:
     lines += [""] + [f"Media anchoring at {rate} calls/s: Kamailio CPU per call {m['cpu_ms_per_call_on']:.3f} "
                      f"ms on, {m['cpu_ms_per_call_off']:.3f} ms off (mean of the profiles): "
                      f"**x{m['ratio']}**" for rate, m in summary.get("media", {}).items()]
+    lines += [""] + [f"Masked numbers at {rate} calls/s: Kamailio CPU per call masked / plain, "
+                     + ", ".join(f"{p} {m[p]['cpu_ms_per_call_masked']:.3f} / "
+                                 f"{m[p]['cpu_ms_per_call_plain']:.3f} ms" for p in PROFILES)
+                     + f" (summed): **x{m['ratio']}**" for rate, m in summary.get("masking", {}).items()]
     if summary.get("media_relay"):
         lines += ["", media_markdown(summary["media_relay"])]
     lines += ["", "Every run:", "",

@@ -199,8 +199,10 @@ class Config:
                 raise ConfigError(f"{source}: {exc.strerror}") from None
         if text is None:
             return None
+        if source == MASK_KEYS_VAR:  # one line in an environment: ';' separates the keys
+            text = text.replace(";", "\n")
         try:
-            return Keys.parse(text.replace(";", "\n"), source)
+            return Keys.parse(text, source)
         except MaskError as exc:
             raise ConfigError(str(exc)) from None
 

@@ -109,3 +109,19 @@ def test_what_is_not_a_token_decodes_to_nothing(text):
 def test_only_numbers_are_masked():
     with pytest.raises(ValueError):
         Masker(KEYS).mask("89891234567", 1)
+
+
+def test_keys_come_from_the_file_or_the_environment_and_errors_name_the_setting(tmp_path):
+    from kemi.config import Config, ConfigError
+    keys = tmp_path / "mask.keys"
+    keys.write_text(f"# secret; keep it mode 0600\n1 {KEY_A}\n2 {KEY_B} active\n")
+    assert Config(mask_keys_file=str(keys)).mask_keys({}).active == "2"  # ';' in a comment
+    assert Config().mask_keys({"PBX_MASK_KEYS": f"1 {KEY_A};2 {KEY_B} active"}).by_id.keys() == {"1", "2"}
+    assert Config().mask_keys({}) is None
+    with pytest.raises(ConfigError, match="give one, not both"):
+        Config(mask_keys_file=str(keys)).mask_keys({"PBX_MASK_KEYS": f"1 {KEY_A} active"})
+    with pytest.raises(ConfigError, match=r"PBX_MASK_KEYS_FILE='/nonexistent': No such file"):
+        Config(mask_keys_file="/nonexistent").mask_keys({})
+    with pytest.raises(ConfigError, match="PBX_MASK_KEYS line 1: key 1 must be") as refused:
+        Config().mask_keys({"PBX_MASK_KEYS": "1 abcdef active"})
+    assert "abcdef" not in str(refused.value)

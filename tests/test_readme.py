@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -15,10 +16,10 @@ from kemi.config import ROOT
 README = (ROOT / "README.md").read_text()
 
 
-def walkthrough() -> list[str]:
-    """The shell lines of the block that follows "runs these lines verbatim", continuation
-    lines joined and comments kept (bash ignores them)."""
-    start = README.index("runs these lines verbatim")
+def walkthrough(mark: str = "runs these lines verbatim") -> list[str]:
+    """The shell lines of the block that follows the mark, continuation lines joined and
+    comments kept (bash ignores them)."""
+    start = README.index(mark)
     block = README[README.index("```sh\n", start) + 6:]
     block = block[:block.index("```")]
     return [line for line in block.replace("\\\n", " ").splitlines() if line.strip()]
@@ -54,3 +55,18 @@ def test_the_walkthrough_works_verbatim_from_an_empty_database(empty_dsn, stack)
                                 "--to", "88622550101"], env=env, capture_output=True, text=True)
     # Only Ivan has a SIM in the walk-through; the proxy was asked whether it is registered.
     assert re.search(r"hunt\s+\+79181110003 \((not )?registered\)", explained.stdout), explained.stdout
+    # Masked client numbers, on the same company: keys made, masking on, rotated.
+    keys = Path(stack.config.state_dir) / "readme-mask.keys"
+    env["PBX_MASK_KEYS_FILE"] = str(keys)
+    shown = {}
+    for line in walkthrough("runs these masking lines verbatim"):
+        done = subprocess.run(["bash", "-c", line], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (line, done.stderr)
+        shown[line.split("#")[0].strip()] = done.stdout
+    token = shown['./pbxctl mask --company "Kuban Realty" 89891234567'].split()[-1]
+    assert re.fullmatch(r"\+280[0-9]{15}", token)  # made with key 0
+    assert token in shown["./pbxctl explain --from 89891234567 --to 88622550101"]
+    assert oct(keys.stat().st_mode & 0o777) == "0o600"
+    assert [line.split()[0] for line in keys.read_text().splitlines()
+            if line.strip() and not line.startswith("#")] == ["1"]  # 0 retired
