@@ -226,6 +226,11 @@ def test_explain_without_keys_says_a_token_cannot_decode(ctl, monkeypatch):
     said = explain(ctl, "--from", "x", "--to", "+2811234567890123", "--sim", "89181110004")
     assert said["token"].startswith("does not decode: no masking keys (PBX_MASK_KEYS_FILE)")
     assert said["reply"] == "404 Number Dialed Incorrectly"
+    switched = ctl("company", "update", CO, "--mask-numbers", "yes")
+    assert switched.code == 0 and "no masking keys are configured here" in switched.err
+    said = explain(ctl, "--from", "89891234567", "--to", "88622550101")
+    assert said["caller_id_shown"] == "anonymous"
+    assert said["masked"].startswith("yes, but no keys are configured here (PBX_MASK_KEYS_FILE)")
 
 
 def test_the_setting_is_exported_and_imported(ctl, tmp_path):

@@ -411,6 +411,7 @@ def run(args, admin: Admin, out, stdin) -> None:
     if action == "add":
         shown = admin.add(entity, raw)
         admin.session.commit()
+        _note_keys(raw)
         emit(admin.list(entity, raw.get("company") if entity.scoped else None, shown), args.json, out)
     elif action in ("list", "show"):
         rows = admin.list(entity, getattr(args, "company", None), key)
@@ -433,6 +434,7 @@ def run(args, admin: Admin, out, stdin) -> None:
             raw["username"] = key
         admin.update(entity, key, raw, extra)
         admin.session.commit()
+        _note_keys(raw)
         new_key = key if entity.name == "manager" else (extra["rename"] or key)
         emit(admin.list(entity, raw.get("company") if entity.scoped else None, new_key), args.json, out)
     elif action == "remove":
@@ -469,6 +471,21 @@ def run(args, admin: Admin, out, stdin) -> None:
         else:
             admin.session.commit()
             emit([{"table": entity.name, "rows": count, "imported": True}], args.json, out)
+
+
+def _note_keys(raw: dict) -> None:
+    """Masking switched on: say so if the keys it needs are not where pbxctl looks (the
+    change stands; the proxy refuses to start without keys while a company masks)."""
+    if str(raw.get("mask_numbers") or "").strip().lower() not in ("yes", "true", "on", "1", "y"):
+        return
+    try:
+        missing = keys_mod.masker() is None
+    except ConfigError as exc:
+        print(f"pbxctl: note: the masking keys are unusable: {exc}", file=sys.stderr)
+        return
+    if missing:
+        print("pbxctl: note: no masking keys are configured here (PBX_MASK_KEYS_FILE); the "
+              "proxy refuses to start without them while a company masks", file=sys.stderr)
 
 
 def _read_csv(path: Path, entity: Entity) -> list[dict]:

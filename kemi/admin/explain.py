@@ -67,7 +67,9 @@ def explain(admin, args) -> dict:
                       display_name=_unquoted(decision.display) if decision.display else "(unchanged)",
                       hunt=[f"{sim} ({registered[sim]})" for sim in decision.targets])
         if decision.masked:  # the district masks: the SIMs see a token (or anonymous)
-            result["masked"] = True
+            result["masked"] = True if masker is not None else (
+                "yes, but no keys are configured here (PBX_MASK_KEYS_FILE): the SIMs would see "
+                "anonymous, and the proxy refuses to start so")
     elif isinstance(decision, CallOut):
         result.update(decision="call out", called=decision.called, caller_id_shown=decision.caller,
                       anonymous=decision.anonymous,
