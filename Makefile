@@ -32,3 +32,10 @@ bench-sip: deps
 # What password guessing and floods get out of the proxy and cost it (README, Security).
 bench-abuse: deps
 	$(PYTHON) -m benchmarks.abuse_bench
+
+# The Docker stack end to end (README, Docker): starts dockerd and makes the base image when
+# needed, builds both images, calls through the containers, then takes it all down. Not in
+# `make test`: it needs the Docker packages and minutes of image building.
+.PHONY: test-docker
+test-docker: deps
+	PBX_TEST_DOCKER=1 $(PYTHON) -m pytest tests/test_docker_e2e.py -s
