@@ -46,7 +46,10 @@ CONFIGS = {"python": ROOT / "kamailio.cfg", "python-kemi": ROOT / "kamailio.cfg"
            "python-media": ROOT / "kamailio.cfg",
            # every client's number masked (README, Masked client numbers): its managers see
            # tokens, its SIMs dial tokens; beside python, what masking costs per call
-           "python-masked": ROOT / "kamailio.cfg"}
+           "python-masked": ROOT / "kamailio.cfg",
+           # python without its Prometheus metrics (every other configuration counts them):
+           # what the counters cost per call
+           "python-no-metrics": ROOT / "kamailio.cfg"}
 RAMPED = ("python", "python-kemi", "native", "floor")  # python-media: the fixed rates only
 CONFIGS_RUN = list(CONFIGS)
 PROFILES = {"inbound": 1.0, "outbound": 0.0, "mixed": 0.7}  # share of inbound calls
@@ -166,7 +169,13 @@ class SippProcess:
         """Reap with wait4, keeping the CPU time the process used (gone from /proc after)."""
         deadline = time.monotonic() + timeout
         while True:
-            pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
+            try:
+                pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already (Popen.poll at start): its CPU is lost
+                self.cpu = 0.0 if self.cpu is None else self.cpu
+                if self.process.returncode is None:
+                    self.process.returncode = -1
+                return self.process.returncode
             if pid:
                 self.cpu = usage.ru_utime + usage.ru_stime
                 self.process.returncode = os.waitstatus_to_exitcode(status)
@@ -283,6 +292,7 @@ class Bench:
                          natping_s=0, keepalive_timeout_s=0,  # SIPp answers no OPTIONS
                          media="on" if name == "python-media" else "off",
                          mask_keys_file=str(self.work / "bench.keys") if name in MASKED else "",
+                         metrics_port=0 if name == "python-no-metrics" else free_port(),
                          rpc_port=free_port(), media_ng_port=free_port(),
                          media_ports=f"{32000 + 1000 * index}-{32999 + 1000 * index}")
         media = Rtpengine.for_config(config, self.work / f"rtpengine-{name}")
@@ -314,34 +324,40 @@ class Bench:
                            port=SIM_PORT, timeout_s=seconds + 90),
                SippProcess(self.scenarios[("outbound_uas", key)], self.work, CARRIER[0],
                            port=CARRIER[1], timeout_s=seconds + 90)]
-        pids = with_children(proxy.pid)
-        cpu0, drops0, t0 = cpu_seconds(pids), udp_receive_errors(), time.monotonic()
         load: list[SippProcess] = []
-        senders = max(1, -(-int(rate * share) // INBOUND_PER_SIPP))  # SIPp's own ceiling
-        for i in range(senders if inbound_calls else 0):
-            n = inbound_calls // senders + (1 if i < inbound_calls % senders else 0)
-            load.append(SippProcess(self.scenarios[("inbound_uac", key)], self.work, "127.0.0.2",
-                                    proxy_port=proxy.config.sip_port,
-                                    port=5062 + i, rate=rate * share / senders, calls=n,
-                                    inf=self.work / "inbound.csv", timeout_s=seconds + 40))
-        sims = self.sims[:: max(1, len(self.sims) // OUTBOUND_SIMS)][:OUTBOUND_SIMS]
-        for i, sim in enumerate(sims if outbound_calls else ()):
-            n = outbound_calls // len(sims) + (1 if i < outbound_calls % len(sims) else 0)
-            if n:
-                load.append(SippProcess(self.scenarios[("outbound_uac", key)], self.work, "127.0.0.1",
-                                        proxy_port=proxy.config.sip_port, port=5070 + i, rate=rate * (1 - share) / len(sims), calls=n,
-                                        inf=dialled, auth=sim,
-                                        timeout_s=seconds + 40))
-        for process in load:
-            process.wait(seconds + 60)
-        wall = time.monotonic() - t0
-        cpu, drops = cpu_seconds(pids) - cpu0, udp_receive_errors() - drops0
-        loadgen = [p.cpu_now() for p in load + far]
-        # Every configuration's far ends use the same ports: a proxy still retransmitting or
-        # hunting (a run that failed) would send into the next configuration's run.
-        drained = self.drain(proxy)
-        for process in far:
-            process.stop()
+        try:
+            pids = with_children(proxy.pid)
+            cpu0, drops0, t0 = cpu_seconds(pids), udp_receive_errors(), time.monotonic()
+            senders = max(1, -(-int(rate * share) // INBOUND_PER_SIPP))  # SIPp's own ceiling
+            for i in range(senders if inbound_calls else 0):
+                n = inbound_calls // senders + (1 if i < inbound_calls % senders else 0)
+                load.append(SippProcess(self.scenarios[("inbound_uac", key)], self.work, "127.0.0.2",
+                                        proxy_port=proxy.config.sip_port,
+                                        port=5062 + i, rate=rate * share / senders, calls=n,
+                                        inf=self.work / "inbound.csv", timeout_s=seconds + 40))
+            sims = self.sims[:: max(1, len(self.sims) // OUTBOUND_SIMS)][:OUTBOUND_SIMS]
+            for i, sim in enumerate(sims if outbound_calls else ()):
+                n = outbound_calls // len(sims) + (1 if i < outbound_calls % len(sims) else 0)
+                if n:
+                    load.append(SippProcess(self.scenarios[("outbound_uac", key)], self.work, "127.0.0.1",
+                                            proxy_port=proxy.config.sip_port, port=5070 + i, rate=rate * (1 - share) / len(sims), calls=n,
+                                            inf=dialled, auth=sim,
+                                            timeout_s=seconds + 40))
+            for process in load:
+                process.wait(seconds + 60)
+            wall = time.monotonic() - t0
+            cpu, drops = cpu_seconds(pids) - cpu0, udp_receive_errors() - drops0
+            loadgen = [p.cpu_now() for p in load + far]
+            # Every configuration's far ends use the same ports: a proxy still retransmitting or
+            # hunting (a run that failed) would send into the next configuration's run.
+            drained = self.drain(proxy)
+            for process in far:
+                process.stop()
+        except BaseException:
+            # never leave a far end behind on the shared ports (the next run could not bind)
+            for process in far + load:
+                process.stop()
+            raise
         loadgen_cpu = sum(loadgen)
         counts = [p.counters() for p in load]
         far_failed = sum(p.counters().get("FailedCall(C)", 0) for p in far)
@@ -396,7 +412,8 @@ class Bench:
                 for rate in self.plan.rates:
                     for profile in PROFILES:
                         for name, proxy in proxies.items():
-                            if name in ("python-media", *MASKED) and rate != self.plan.rate:
+                            if name in ("python-media", "python-no-metrics", *MASKED) \
+                                    and rate != self.plan.rate:
                                 continue  # with rtpengine and SIPp, 2 cores saturate at 1000
                             run = self.measure(name, proxy, profile, rate, self.plan.seconds)
                             self.log(f"   r{self.round} {name:<12} {profile:<8} {run.rate:>5} calls/s  cpu "
@@ -513,6 +530,21 @@ def summarize(runs: list[Run], plan: Plan) -> dict:
             total_on = _median([sum(m.values()) for m in masked_cpu])
             total_off = _median([sum(p.values()) for p in plain_cpu])
             summary["masking"][str(rate)]["ratio"] = round(total_on / total_off, 3)
+    # What the metrics cost: python (counting) beside python-no-metrics, at the first rate.
+    summary["metrics"] = {}
+    for rate in plan.rates:
+        on, off = [], []
+        for n in range(plan.rounds):
+            def total(name):
+                return sum(r.cpu_ms_per_call for r in runs if r.config == name and r.rate == rate
+                           and r.round == n and r.profile in PROFILES)
+            if total("python") and total("python-no-metrics"):
+                on.append(total("python") / len(PROFILES))
+                off.append(total("python-no-metrics") / len(PROFILES))
+        if on:
+            summary["metrics"][str(rate)] = {"cpu_ms_per_call_on": round(_median(on), 3),
+                                             "cpu_ms_per_call_off": round(_median(off), 3),
+                                             "ratio": round(_median(on) / _median(off), 3)}
     summary["failed_calls"] = sum(r.failed for r in runs if r.profile in PROFILES)
     return summary
 
@@ -544,6 +576,9 @@ def markdown(summary: dict) -> str:
                      + ", ".join(f"{p} {m[p]['cpu_ms_per_call_masked']:.3f} / "
                                  f"{m[p]['cpu_ms_per_call_plain']:.3f} ms" for p in PROFILES)
                      + f" (summed): **x{m['ratio']}**" for rate, m in summary.get("masking", {}).items()]
+    lines += [""] + [f"Metrics at {rate} calls/s: Kamailio CPU per call {m['cpu_ms_per_call_on']:.3f} ms "
+                     f"counting, {m['cpu_ms_per_call_off']:.3f} ms without (mean of the profiles): "
+                     f"**x{m['ratio']}**" for rate, m in summary.get("metrics", {}).items()]
     if summary.get("media_relay"):
         lines += ["", media_markdown(summary["media_relay"])]
     lines += ["", "Every run:", "",

@@ -25,10 +25,14 @@ SOCHI_NUMBER = "+78622550101"
 DISTRICTS = {"Krasnodar": 1, "Sochi": 2, "Novorossiysk": 3, "Anapa": 4, "Moscow": 9}
 
 
+COMPANIES = {1: "Kuban Realty", 2: "Moscow Homes"}
+
+
 def sim(username, district="Sochi", sim_active=True, manager_active=True, manager_id=1,
         company_id=1, caller_id=SOCHI_NUMBER, caller_id_trunk_id=1, **policy) -> Sim:
     return Sim(username, "0" * 32, sim_active, manager_active, manager_id, DISTRICTS[district],
-               company_id, district, caller_id, caller_id_trunk_id, **policy)
+               company_id, district, caller_id, caller_id_trunk_id,
+               **{"company_name": COMPANIES[company_id], **policy})
 
 
 def demo_records():
@@ -40,6 +44,8 @@ def demo_records():
         "+78617300101": DidRoute("+78617300101", 1, 3, "Novorossiysk", False, ("+79181110005",)),
         "+74952000000": DidRoute("+74952000000", 2, 9, "Moscow", True, ("+79161110001",)),
     }
+    dids = {number: route._replace(company_name=COMPANIES[route.company_id])
+            for number, route in dids.items()}
     sims = [
         sim("+79181110003"),
         sim("+79181110004", manager_id=2),
@@ -176,7 +182,7 @@ class FakeKSR:
         self.registrar = _Recorder(self, "registrar", {
             "lookup_uri": lambda table, uri: 1 if uri.split("@")[0][4:] in self.registered else -1})
         self.auth = _Recorder(self, "auth", {"pv_auth_check": auth_rc})
-        for module in ("tm", "sl", "rr", "uac", "hdr", "dialog", "textops"):
+        for module in ("tm", "sl", "rr", "uac", "hdr", "dialog", "textops", "xhttp_prom"):
             setattr(self, module, _Recorder(self, module, {}))
         self.shared: dict[str, int] = {}  # the htable, shared by all "workers"
         self.htable = _Recorder(self, "htable", {

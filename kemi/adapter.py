@@ -52,6 +52,11 @@ AUTH_OK_TABLE = "authok"  # set by kamailio.cfg once a SIM authenticated from a 
 TRUNK_NETWORKS_VAR, TRUNKS_LOADED_VAR = "$shv(trunk_nets)", "$shv(trunks_loaded)"
 STATS_TABLE, DB_GATE_TABLE = "stats", "dbwait"  # kamailio.cfg htables
 STATS_EVERY_S = 1.0
+# Metrics declared in kamailio.cfg (xhttp_prom): what Python sets or counts itself.
+REFUSALS, FAILOVERS = "pbx_refusals_total", "pbx_failovers_total"
+WORKER_GAUGES = ("pbx_cache_hits", "pbx_cache_misses", "pbx_cache_stale_serves",
+                 "pbx_changes_applied", "pbx_db_breaker_open")  # label: the worker's pid
+DB_WAITING = "pbx_db_waiting"
 MEMO_SIZE = 4096  # decisions remembered per worker
 
 # kamailio.cfg hands route_initial the request's fields in python_exec's parameter, '|'
@@ -65,7 +70,9 @@ SIMS_TABLE, SIMS_LOADED_VAR = "sims", "$shv(sims_loaded)"
 SIM_ACTIVE, SIM_INACTIVE, MANAGER_INACTIVE = "0", "1", "2"
 NULL, SEPARATOR, ESCAPED = "<null>", "|", "%7C"
 EGRESS_OUT, EGRESS_EMERGENCY = "o", "e"
-MASKED = "1"  # the plan's last field: the SIM's side of the call is masked
+MASKED = "1"  # a plan field: the SIM's side of the call is masked
+# The call's direction for the metrics (kamailio.cfg pbx_calls_total): a plan field too.
+INBOUND, OUTBOUND, INTERNAL, EMERGENCY = "inbound", "outbound", "internal", "emergency"
 ANONYMOUS_DISPLAY, ANONYMOUS_URI = '"Anonymous"', "sip:anonymous@anonymous.invalid"
 
 
@@ -114,6 +121,9 @@ class Router:
         self._realm = config.realm
         # Routing lines are formatted only when the log level shows them (2 = info).
         self._verbose = config.log_level >= 2
+        # Prometheus metrics (kamailio.cfg counts what it knows; Python its own refusals,
+        # failovers and caches): KSR.xhttp_prom exists only when they are on.
+        self._metrics = bool(config.metrics_port) and config.wiring == "native"
         # Masking keys: read at start (kemi.stack refuses to start on a bad list), and again
         # when their file changes (a rotation needs no restart), checked once a second.
         self.masker: Masker | None = None
@@ -210,6 +220,8 @@ class Router:
             elif action == TRY_NEXT_TRUNK:
                 if self._verbose:
                     ksr.info(f"trunk {hops[0].trunk} failed with {status}, trying {hops[1].trunk}\n")
+                if self._metrics:
+                    ksr.xhttp_prom.counter_inc_l2(FAILOVERS, 1, hops[0].trunk, hops[1].trunk)
                 ksr.pv.sets(EGRESS_AVP, f"{username},{called},{int(index) + 1},{kind}")
                 ksr.seturi(ruri(hops[1], called))
                 # After a failover the trunk is always replaced: another carrier must never
@@ -314,7 +326,8 @@ class Router:
             ksr.pv.sets(PLAN_AVP, SEPARATOR.join((
                 decision.display or "", f"sip:{_clean(decision.caller)}@{realm}",
                 f"sip:{_clean(decision.pai)}@{realm}" if decision.pai else "", rest,
-                MASKED if decision.masked else "")))
+                MASKED if decision.masked else "",
+                INTERNAL if decision.via == "sim" else INBOUND, decision.where)))
             return RELAY_TO_SIM
         if isinstance(decision, CallOut):
             return self._call_out(auth.plan.username, decision)
@@ -346,7 +359,8 @@ class Router:
         self.ksr.pv.sets(PLAN_AVP, SEPARATOR.join((
             display, from_uri, caller_uri, ruri(first, out.called),
             first.trunk if first.auth_username else "",
-            f"{username},{out.called},0,{kind}", MASKED if out.masked else "")))
+            f"{username},{out.called},0,{kind}", MASKED if out.masked else "",
+            EMERGENCY if out.emergency else OUTBOUND, out.where)))
         return RELAY
 
     def _aim(self, targets: tuple[str, ...]) -> str | None:
@@ -391,21 +405,34 @@ class Router:
         self._stats_due = self._clock() + STATS_EVERY_S
         d, pid = self.directory, os.getpid()
         breaker = getattr(getattr(d, "db", None), "breaker_open", False)
-        for name, value in (("hits", d.hits), ("misses", d.misses), ("stale", d.stale_serves),
-                            ("generation", d.changes_applied), ("breaker_open", int(breaker))):
+        figures = (("hits", d.hits), ("misses", d.misses), ("stale", d.stale_serves),
+                   ("generation", d.changes_applied), ("breaker_open", int(breaker)))
+        for name, value in figures:
             self.ksr.htable.sht_seti(STATS_TABLE, f"{pid}.{name}", value)
+        if self._metrics:
+            gauge, worker = self.ksr.xhttp_prom.gauge_set_l1, str(pid)
+            for (_, value), metric in zip(figures, WORKER_GAUGES):
+                gauge(metric, str(value), worker)
+            self.ksr.xhttp_prom.gauge_set_l0(DB_WAITING, str(
+                self.ksr.htable.sht_get(DB_GATE_TABLE, "waiting") or 0))
 
     # -- refusals and errors ----------------------------------------------------------------
 
     def _refuse(self, req: Request, reply: Reply) -> None:
         self.ksr.sl.send_reply(reply.code, reply.reason)
+        self._count_refusal(reply)
         self._log_refusal(req.source_ip, req.method, req.from_user, req.ruri_user,
                           reply.code, reply.reason)
 
     def _refuse_fields(self, fields: str, reply: Reply, why: str) -> None:
         req = parse_request(fields)[0]
         self.ksr.sl.send_reply(reply.code, reply.reason)
+        self._count_refusal(reply)
         self._log_refusal(req.source_ip, req.method, req.from_user, req.ruri_user, reply.code, why)
+
+    def _count_refusal(self, reply: Reply) -> None:
+        if self._metrics:  # by the reason phrase the caller got: a bounded set of labels
+            self.ksr.xhttp_prom.counter_inc_l2(REFUSALS, 1, str(reply.code), reply.reason)
 
     def _log_refusal(self, source, method, claimed, called, code: int, reason: str) -> None:
         # One line per source per second across all workers (shared htable, kamailio.cfg):

@@ -77,6 +77,10 @@ class Config:
     # When rtpengine does not answer: "connect" the call unanchored (counted, logged), or
     # "refuse" it with 503 Media Relay Unavailable.
     media_down: str = "connect"
+    # Prometheus metrics (README, Metrics): served by Kamailio (xhttp_prom) at
+    # http://metrics_addr:metrics_port/metrics; loopback by default, 0 turns them off.
+    metrics_addr: str = "127.0.0.1"
+    metrics_port: int = 9464
     # The key topoh masks Via, Contact, Record-Route and Call-ID with (both sides see only the
     # proxy); empty: one generated into state_dir at first start and kept. Proxies that share
     # calls must share it.
@@ -144,7 +148,7 @@ class Config:
                                ("auth_failures", 1, 1000), ("user_failures", 1, 10**5),
                                ("natping_s", 0, 3600), ("keepalive_timeout_s", 0, 86400),
                                ("media_ng_port", 1, 65535), ("media_timeout_s", 1, 86400),
-                               ("rpc_port", 1, 65535)):
+                               ("rpc_port", 1, 65535), ("metrics_port", 0, 65535)):
             value = getattr(self, key)
             if not low <= value <= high:
                 raise ConfigError(f"PBX_{key.upper()}={value!r}: must be within {low}..{high}")
@@ -161,7 +165,7 @@ class Config:
         if self.keepalive_timeout_s and self.keepalive_timeout_s < 2 * self.natping_s:
             raise ConfigError(f"PBX_KEEPALIVE_TIMEOUT_S={self.keepalive_timeout_s!r}: must be 0 "
                               f"or at least twice PBX_NATPING_S={self.natping_s!r}")
-        for key in ("sip_addr", "carrier_addr", "media_addr", "carrier_media_addr"):
+        for key in ("sip_addr", "carrier_addr", "media_addr", "carrier_media_addr", "metrics_addr"):
             for address in filter(None, getattr(self, key).split("!")):
                 if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", address):
                     raise ConfigError(f"PBX_{key.upper()}={getattr(self, key)!r}: must be an "

@@ -109,6 +109,7 @@ class Ring(NamedTuple):
     pai: str | None  # P-Asserted-Identity user to send on, None to remove it
     via: str  # the trunk the call came in on, or "sim"
     masked: bool = False  # caller and PAI are tokens: nothing else of the client reaches the SIM
+    where: str = ""  # the district rung, as the metrics name it
 
 
 class CallOut(NamedTuple):
@@ -120,6 +121,7 @@ class CallOut(NamedTuple):
     hops: tuple[Hop, ...]
     emergency: bool = False
     masked: bool = False  # the SIM dialled a token: it must learn nothing of the number
+    where: str = ""  # the calling SIM's district, as the metrics name it
 
 
 NUMBER_DIALED_INCORRECTLY = Reply(404, "Number Dialed Incorrectly")
@@ -213,12 +215,13 @@ def _from_trunk(req: Request, facts: Facts, region: str):
         did = known.did
         if did is not None and did.active:
             mask = did.company_id if did.masked else None
-            return _ring(req, did.targets, did.display, facts.trunk.name, region, mask, facts.masker)
+            return _ring(req, did.targets, did.display, facts.trunk.name, region, mask,
+                         facts.masker, did.where)
         sim = known.sim
         if sim is not None and sim.refusal is None:
             mask = sim.sim.company_id if sim.sim.mask_numbers else None
             return _ring(req, (sim.username,), sim.display, facts.trunk.name, region, mask,
-                         facts.masker)
+                         facts.masker, sim.where)
     return NUMBER_DIALED_INCORRECTLY
 
 
@@ -226,7 +229,7 @@ ANONYMOUS = "anonymous"
 
 
 def _ring(req: Request, targets: tuple[str, ...], display: str, via: str, region: str,
-          mask: int | None = None, masker: Masker | None = None):
+          mask: int | None = None, masker: Masker | None = None, where: str = ""):
     if not targets:
         return NOBODY_REACHABLE
     # The manager must be able to call back: show the number in E.164; anonymous and
@@ -235,15 +238,15 @@ def _ring(req: Request, targets: tuple[str, ...], display: str, via: str, region
     pai = (to_e164(req.pai_user, region) or req.pai_user) if req.pai_user else None
     if mask is None:
         return Ring(targets=targets, caller=caller or req.from_user or ANONYMOUS,
-                    display=display, pai=pai, via=via)
+                    display=display, pai=pai, via=via, where=where)
     # Masked: the SIM sees tokens of the company's, or nobody. What is not a number, or
     # asked for privacy, is shown as anonymous, never as it came; without keys (the proxy
     # refuses to start so: kemi/handler.py) nobody either: the call rings, nothing leaks.
     token = _token(caller, mask, masker)
     if token is None or wants_privacy(req.privacy):
-        return Ring(targets, ANONYMOUS, display, None, via, masked=True)
+        return Ring(targets, ANONYMOUS, display, None, via, masked=True, where=where)
     pai_token = _token(to_e164(req.pai_user, region), mask, masker) if req.pai_user else None
-    return Ring(targets, token, display, pai_token, via, masked=True)
+    return Ring(targets, token, display, pai_token, via, masked=True, where=where)
 
 
 def _token(number: str | None, company_id: int, masker: Masker | None) -> str | None:
@@ -263,7 +266,8 @@ def _from_sim(req: Request, plan: SimPlan, facts: Facts, region: str):
     sim = plan.sim
     dialled = req.ruri_user or ""
     if dialled in EMERGENCY_NUMBERS:
-        return _call_out(dialled, facts.emergency, anonymous=False, emergency=True)
+        return _call_out(dialled, facts.emergency, anonymous=False, emergency=True,
+                         where=plan.where)
     number, masked = dialled_number(dialled, plan, facts.masker, region)
     if number is None:
         return NUMBER_DIALED_INCORRECTLY
@@ -278,22 +282,24 @@ def _from_sim(req: Request, plan: SimPlan, facts: Facts, region: str):
                 return NUMBER_DIALED_INCORRECTLY
             if not did.targets:
                 return NOBODY_REACHABLE
-            return Ring(did.targets, caller=sim.username, display=did.display, pai=None, via="sim")
+            return Ring(did.targets, caller=sim.username, display=did.display, pai=None, via="sim",
+                        where=did.where)
     callee = known.sim
     if callee is not None and callee.sim.company_id == sim.company_id:
         if callee.refusal is not None:
             return NUMBER_DIALED_INCORRECTLY
-        return Ring((callee.username,), caller=sim.username, display=None, pai=None, via="sim")
+        return Ring((callee.username,), caller=sim.username, display=None, pai=None, via="sim",
+                    where=callee.where)
     # Numbers of another company are external numbers.
     kind = destination_class(number)
     if kind not in plan.allowed:
         return DESTINATION_REFUSALS[kind]
     return _call_out(number, plan.egress, anonymous=wants_privacy(req.privacy),
-                     domestic=kind == DOMESTIC, masked=masked)
+                     domestic=kind == DOMESTIC, masked=masked, where=plan.where)
 
 
 def _call_out(number: str, egress: Egress | None, anonymous: bool, emergency: bool = False,
-              domestic: bool = False, masked: bool = False):
+              domestic: bool = False, masked: bool = False, where: str = ""):
     if egress is None:
         return NO_ROUTE_OUT
     # A trunk whose format cannot carry this number (a +7 10x number written nationally
@@ -305,7 +311,7 @@ def _call_out(number: str, egress: Egress | None, anonymous: bool, emergency: bo
         return NUMBER_DIALED_INCORRECTLY
     caller = egress.caller if hops[0] is egress.hops[0] else _caller_for(egress, hops[0])
     return CallOut(called=number, caller=caller, anonymous=anonymous, hops=hops,
-                   emergency=emergency, masked=masked)
+                   emergency=emergency, masked=masked, where=where)
 
 
 def _caller_for(egress: Egress, first: Hop) -> str:

@@ -44,6 +44,7 @@ class Sim(NamedTuple):
     allow_premium_rate: bool = False
     allow_kazakhstan: bool = False
     mask_numbers: bool = False  # its district shows clients' numbers as tokens
+    company_name: str = ""
 
     @property
     def active(self) -> bool:
@@ -60,6 +61,7 @@ class DidRoute(NamedTuple):
     district_active: bool
     hunt: tuple[str, ...]  # SIM usernames in hunting order
     mask_numbers: bool = False  # the SIMs see a client's number as a token
+    company_name: str = ""
 
 
 # -- plans: what a call applies, prepared when the data arrives --------------------------------
@@ -91,6 +93,7 @@ class SimPlan(NamedTuple):
     allowed: frozenset[str]  # destination classes its company may call (phone.DOMESTIC, ...)
     egress: Egress | None  # None: no trunk can carry its caller ID
     display: str  # its district's name, quoted: shown when a carrier calls this SIM's number
+    where: str = ""  # its district as the metrics name it ("company/district")
 
     @property
     def username(self) -> str:
@@ -107,3 +110,4 @@ class DidPlan(NamedTuple):
     display: str  # the district's name, quoted for a From display name
     targets: tuple[str, ...]
     masked: bool = False  # the SIMs see the caller as a token of the company's
+    where: str = ""  # the district as the metrics name it ("company/district")

@@ -73,7 +73,8 @@ def sim_plan(sim: Sim, egresses: EgressCache, refusal_of) -> SimPlan:
     """refusal_of(sim) is the core's rule for a SIM that may not call (decision.check_sim)."""
     return SimPlan(sim, refusal_of(sim), allowed_classes(sim.allow_international,
                                                          sim.allow_premium_rate, sim.allow_kazakhstan),
-                   egresses.get(sim.caller_id, sim.caller_id_trunk_id), quoted(sim.district_name))
+                   egresses.get(sim.caller_id, sim.caller_id_trunk_id), quoted(sim.district_name),
+                   district_label(sim.company_name, sim.district_name))
 
 
 @functools.lru_cache(maxsize=None)
@@ -86,7 +87,19 @@ def allowed_classes(international: bool, premium_rate: bool, kazakhstan: bool) -
 
 def did_plan(route: DidRoute) -> DidPlan:
     return DidPlan(route.number, route.company_id, route.district_id, route.district_active,
-                   quoted(route.district_name), route.hunt, route.mask_numbers)
+                   quoted(route.district_name), route.hunt, route.mask_numbers,
+                   district_label(route.company_name, route.district_name))
+
+
+@functools.lru_cache(maxsize=65536)
+def district_label(company: str, district: str) -> str:
+    """A district as a metrics label value names it ("Kuban Realty/Sochi"), safe in
+    kamailio.cfg's plan field ('|') and in the Prometheus exposition (quotes, backslashes,
+    newlines). One string per district, shared by its SIMs and DIDs."""
+    text = f"{company}/{district}"
+    for bad in '|"\\\n':
+        text = text.replace(bad, " ")
+    return text
 
 
 @functools.lru_cache(maxsize=65536)

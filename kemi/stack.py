@@ -255,6 +255,10 @@ class Kamailio:
                      "-A", f"RPC_LISTEN=tcp:127.0.0.1:{c.rpc_port}", "-A", f"RPC_PORT={c.rpc_port}"]
             if c.media_down == "refuse":
                 media += ["-A", "MEDIA_REFUSE"]
+        metrics = []
+        if c.metrics_port and c.wiring == "native":  # the full-KEMI wiring counts nothing
+            metrics = ["-A", "WITH_METRICS", "-A", f"METRICS_LISTEN=tcp:{c.metrics_addr}:{c.metrics_port}",
+                       "-A", f"METRICS_PORT={c.metrics_port}"]
         return [KAMAILIO, "-f", str(self.cfg), "-DD", "-E", "-Y", str(self.run_dir),
                 "-x", "tlsf", "-m", "1024", "-M", "32", "--atexit=no",
                 "-A", f"LISTEN=udp:{c.sip_addr}:{c.sip_port}",
@@ -268,7 +272,7 @@ class Kamailio:
                 "-A", f"RING_MS={c.ring_ms}", "-A", f"NO_ANSWER_MS={c.no_answer_ms}",
                 "-A", f"NATPING_S={c.natping_s}", "-A", f"KEEPALIVE_S={c.keepalive_timeout_s}",
                 "-A", f'TOPOLOGY_KEY="{topology_key(c)}"', "-A", f'UAC_KEY="{uac_key(c)}"',
-                *carrier, *media,
+                *carrier, *media, *metrics,
                 "-A", f'HANDLER="{self.handler}"',
                 *[arg for name, value in self.defines.items()
                   for arg in ("-A", name if value is None else f"{name}={value}")]]

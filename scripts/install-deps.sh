@@ -10,7 +10,7 @@ PACKAGES=(
   python3 python3-pip
   python3-psycopg2 python3-cachetools python3-phonenumbers
   python3-pytest python3-hypothesis python3-pytest-benchmark python3-pytest-timeout
-  python3-matplotlib
+  python3-matplotlib python3-prometheus-client
   iproute2 procps make
 )
 

@@ -76,7 +76,7 @@ def stack():
                      natping_s=0, keepalive_timeout_s=0,
                      # every call's media anchored, as in production
                      media_ng_port=free_port(), rpc_port=free_port(), media_ports="31000-31999",
-                     mask_keys_file=str(keys))
+                     mask_keys_file=str(keys), metrics_port=free_port())
     cluster = PostgresCluster(state, config.pg_port, durable=False)
     proxy = Kamailio(config, state / "kamailio", log_path=state / "kamailio.log")
     media = Rtpengine.for_config(config, state / "rtpengine")

@@ -45,8 +45,10 @@ def test_inbound_call_rings_the_first_registered_sim_with_the_plan_for_kamailio_
     assert router(ksr).route_initial(None, fields(ksr)) == RELAY_TO_SIM
     # the SIM learns no carrier's host: the client is a number in our realm
     assert plan(ksr) == ['"Sochi"', "sip:+79891234567@pbx.local",
-                         "sip:+79891234567@pbx.local", BORIS, ""]  # "": not masked
+                         "sip:+79891234567@pbx.local", BORIS, "",  # "": not masked
+                         "inbound", "Kuban Realty/Sochi"]  # for the metrics
     assert ksr.called("registrar.lookup_uri") == [("location", f"sip:{IVAN}@pbx.local")]
+    assert ksr.called("xhttp_prom.counter_inc_l2") == []  # calls are counted by kamailio.cfg
     # From, PAI, failure route, timers, dialog, record-routing and the relay are
     # kamailio.cfg's (route RING_SIM): no crossing for them.
     for mechanics in ("uac.uac_replace_from", "hdr.append", "tm.t_on_failure", "tm.t_set_fr",
@@ -201,7 +203,8 @@ def test_outbound_call_hands_kamailio_cfg_the_caller_id_and_the_owner_trunk():
     ksr = FakeKSR(sim_request(**{"$ai": "sip:+79181110003@pbx.local"}))
     assert router(ksr).route_initial(None, fields(ksr)) == RELAY
     assert plan(ksr) == ["", "sip:+78622550101@127.0.0.1", "sip:+78622550101@127.0.0.1",
-                         "sip:+79891234567@127.0.0.2:5060", "", f"{IVAN},+79891234567,0,o", ""]
+                         "sip:+79891234567@127.0.0.2:5060", "", f"{IVAN},+79891234567,0,o", "",
+                         "outbound", "Kuban Realty/Sochi"]
     for mechanics in ("uac.uac_replace_from", "hdr.append", "seturi", "tm.t_on_failure",
                       "auth.consume_credentials"):
         assert ksr.called(mechanics) == []

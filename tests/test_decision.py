@@ -31,7 +31,8 @@ def decided(req, sim_username=None, directory=None):
                                     "+7 (862) 255-01-01"])
 def test_trunk_to_did_rings_the_district_in_hunting_order(called):
     assert decided(invite(called)) == Ring(targets=SOCHI, caller="+79891234567",
-                                           display='"Sochi"', pai=None, via="kuban-telecom")
+                                           display='"Sochi"', pai=None, via="kuban-telecom",
+                                           where="Kuban Realty/Sochi")
 
 
 @pytest.mark.parametrize("sent, shown", [

@@ -128,7 +128,8 @@ def test_emergency_without_a_default_trunk_is_503():
 
 def test_own_company_did_rings_that_district_showing_the_sim():
     assert dial("88622550101") == Ring(("+79181110003", "+79181110004"), caller="+79181110003",
-                                       display='"Sochi"', pai=None, via="sim")
+                                       display='"Sochi"', pai=None, via="sim",
+                                       where="Kuban Realty/Sochi")
 
 
 def test_own_company_did_with_nobody_on_duty_is_480():
@@ -137,7 +138,7 @@ def test_own_company_did_with_nobody_on_duty_is_480():
 
 def test_own_company_sim_rings_directly_without_rewriting():
     assert dial("89181110004") == Ring(("+79181110004",), caller="+79181110003", display=None,
-                                       pai=None, via="sim")
+                                       pai=None, via="sim", where="Kuban Realty/Sochi")
 
 
 @pytest.mark.parametrize("number", ["+79181110008", "+79181110007"])

@@ -68,13 +68,13 @@ def test_route_initial_answers_are_handled_by_kamailio_cfg():
 
 
 def test_the_plan_fields_are_read_where_python_writes_them():
-    """$avp(plan): CALL_OUT reads seven fields, RING_SIM five, in the adapter's order (the
-    last of each: adapter.MASKED)."""
+    """$avp(plan): CALL_OUT reads nine fields, RING_SIM seven, in the adapter's order (then:
+    adapter.MASKED, the call's direction and district for the metrics)."""
     avp = adapter.PLAN_AVP[len("$avp("):-1]
     assert set(re.findall(rf"\$\(avp\({avp}\){{s\.select,(\d),\|}}\)", block("route[CALL_OUT]"))) \
-        == {str(i) for i in range(7)}
+        == {str(i) for i in range(9)}
     assert set(re.findall(rf"\$\(avp\({avp}\){{s\.select,(\d),\|}}\)", block("route[RING_SIM]"))) \
-        == {"0", "1", "2", "3", "4"}
+        == {str(i) for i in range(7)}
     assert f'{{s.select,6,|}}) == "{adapter.MASKED}"' in block("route[CALL_OUT]")
     assert f'{{s.select,4,|}}) == "{adapter.MASKED}"' in block("route[RING_SIM]")
     assert adapter.SEPARATOR == "|"
@@ -165,3 +165,9 @@ def test_the_package_imports_no_tests_and_the_core_no_data_access():
     assert imports <= {"model", "phone", "masking"}, imports  # masking: pure, no I/O either
     masking = (ROOT / "kemi" / "masking.py").read_text()
     assert not re.findall(r"^from \.(\w+) import", masking, re.M)
+
+
+def test_the_metrics_python_sets_are_declared_in_kamailio_cfg():
+    cfg = (ROOT / "kamailio.cfg").read_text()
+    for name in (adapter.REFUSALS, adapter.FAILOVERS, *adapter.WORKER_GAUGES, adapter.DB_WAITING):
+        assert re.search(rf'"prom_(counter|gauge)", "name={name};', cfg), name

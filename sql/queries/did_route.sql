@@ -7,6 +7,7 @@ SELECT d.number,
        di.name    AS district_name,
        di.active  AS district_active,
        COALESCE(di.mask_numbers, c.mask_numbers) AS mask_numbers,
+       c.name     AS company_name,
        ARRAY(SELECT s.username
                FROM manager m JOIN sim s ON s.manager_id = m.id
               WHERE m.district_id = di.id AND m.active AND s.active

@@ -27,7 +27,8 @@ SELECT s.username,
        c.allow_international,
        c.allow_premium_rate,
        c.allow_kazakhstan,
-       COALESCE(di.mask_numbers, c.mask_numbers) AS mask_numbers
+       COALESCE(di.mask_numbers, c.mask_numbers) AS mask_numbers,
+       c.name     AS company_name
   FROM sim s
   JOIN manager m ON m.id = s.manager_id
   JOIN district di ON di.id = m.district_id
