@@ -171,3 +171,15 @@ def test_the_metrics_python_sets_are_declared_in_kamailio_cfg():
     cfg = (ROOT / "kamailio.cfg").read_text()
     for name in (adapter.REFUSALS, adapter.FAILOVERS, *adapter.WORKER_GAUGES, adapter.DB_WAITING):
         assert re.search(rf'"prom_(counter|gauge)", "name={name};', cfg), name
+
+
+def test_every_setting_reaches_the_proxy_container():
+    """docker/compose.yml passes each PBX_* variable through: one left out would be ignored
+    in the container without a word."""
+    from dataclasses import fields
+    from kemi.config import Config
+    compose = (ROOT / "docker" / "compose.yml").read_text()
+    # the private cluster's port and the measurement-only wiring have no place in the image
+    for f in fields(Config):
+        if f.name not in ("pg_port", "wiring"):
+            assert f"PBX_{f.name.upper()}:" in compose, f.name
