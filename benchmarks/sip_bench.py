@@ -450,6 +450,27 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
+def beside(runs: list[Run], plan: Plan, on: str, off: str) -> dict:
+    """Per rate: the mean CPU per call over the profiles of two configurations measured side
+    by side (the median over the rounds), and their ratio; rates where either is missing
+    are left out."""
+    found = {}
+    for rate in plan.rates:
+        with_it, without = [], []
+        for n in range(plan.rounds):
+            def mean(name):
+                return sum(r.cpu_ms_per_call for r in runs if r.config == name and r.rate == rate
+                           and r.round == n and r.profile in PROFILES) / len(PROFILES)
+            if mean(on) and mean(off):
+                with_it.append(mean(on))
+                without.append(mean(off))
+        if with_it:
+            found[str(rate)] = {"cpu_ms_per_call_on": round(_median(with_it), 3),
+                                "cpu_ms_per_call_off": round(_median(without), 3),
+                                "ratio": round(_median(with_it) / _median(without), 3)}
+    return found
+
+
 def summarize(runs: list[Run], plan: Plan) -> dict:
     """Medians over the rounds: CPU per call per configuration, profile and rate; each
     configuration's highest clean ramp rate; the ratio ours / native per rate (CPU summed
@@ -494,20 +515,7 @@ def summarize(runs: list[Run], plan: Plan) -> dict:
     summary["ratio_python_to_native"] = summary["ratio_per_rate"].get(str(plan.rate))
     # What anchoring media costs Kamailio (offer, answer, delete over rtpengine's control
     # socket): python-media beside python, per rate, CPU summed over the profiles.
-    summary["media"] = {}
-    for rate in plan.rates:
-        with_media, without = [], []
-        for n in range(plan.rounds):
-            def total(name):
-                return sum(r.cpu_ms_per_call for r in runs if r.config == name and r.rate == rate
-                           and r.round == n and r.profile in PROFILES)
-            with_media.append(total("python-media") / len(PROFILES))
-            without.append(total("python") / len(PROFILES))
-        on, off = _median(with_media), _median(without)
-        if on and off:
-            summary["media"][str(rate)] = {"cpu_ms_per_call_on": round(on, 3),
-                                           "cpu_ms_per_call_off": round(off, 3),
-                                           "ratio": round(on / off, 3)}
+    summary["media"] = beside(runs, plan, "python-media", "python")
     # What masking costs (a token made per inbound call, one decoded per outbound one, the
     # headers filtered toward the SIM): python-masked beside python, at the first rate.
     summary["masking"] = {}
@@ -530,21 +538,8 @@ def summarize(runs: list[Run], plan: Plan) -> dict:
             total_on = _median([sum(m.values()) for m in masked_cpu])
             total_off = _median([sum(p.values()) for p in plain_cpu])
             summary["masking"][str(rate)]["ratio"] = round(total_on / total_off, 3)
-    # What the metrics cost: python (counting) beside python-no-metrics, at the first rate.
-    summary["metrics"] = {}
-    for rate in plan.rates:
-        on, off = [], []
-        for n in range(plan.rounds):
-            def total(name):
-                return sum(r.cpu_ms_per_call for r in runs if r.config == name and r.rate == rate
-                           and r.round == n and r.profile in PROFILES)
-            if total("python") and total("python-no-metrics"):
-                on.append(total("python") / len(PROFILES))
-                off.append(total("python-no-metrics") / len(PROFILES))
-        if on:
-            summary["metrics"][str(rate)] = {"cpu_ms_per_call_on": round(_median(on), 3),
-                                             "cpu_ms_per_call_off": round(_median(off), 3),
-                                             "ratio": round(_median(on) / _median(off), 3)}
+    # What the metrics cost: python (counting) beside python-no-metrics.
+    summary["metrics"] = beside(runs, plan, "python", "python-no-metrics")
     summary["failed_calls"] = sum(r.failed for r in runs if r.profile in PROFILES)
     return summary
 

@@ -152,6 +152,11 @@ class Config:
             value = getattr(self, key)
             if not low <= value <= high:
                 raise ConfigError(f"PBX_{key.upper()}={value!r}: must be within {low}..{high}")
+        # kamailio.cfg routes no SIP arriving at the metrics or the XML-RPC port
+        for key in ("metrics_port", "rpc_port"):
+            if getattr(self, key) and getattr(self, key) in (self.sip_port, self.tls_port):
+                raise ConfigError(f"PBX_{key.upper()}={getattr(self, key)!r}: must differ from "
+                                  f"PBX_SIP_PORT and PBX_TLS_PORT")
         if self.wiring not in ("native", "kemi"):
             raise ConfigError(f"PBX_WIRING={self.wiring!r}: must be native or kemi")
         for key, allowed in (("media", ("on", "off")), ("media_down", ("connect", "refuse"))):

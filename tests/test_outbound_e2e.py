@@ -29,7 +29,8 @@ def nothing_reached(carriers) -> None:
         assert peer.received() == [], f"carrier {ip} received a request"
 
 
-def shows(number: str, carrier_ip: str, client: str = CLIENT) -> tuple[Check, ...]:
+def shows(number: str, carrier_ip: str, client: str = CLIENT,
+          sim_ports: tuple[int, ...] = (SIM_PORT, OTHER_SIM_PORT)) -> tuple[Check, ...]:
     """What a carrier must receive: the client in its R-URI, `number` as From and PAI."""
     return (request_line("INVITE", client, carrier_ip),
             Check("From", f"<sip:{literal(number)}@"),
@@ -40,7 +41,7 @@ def shows(number: str, carrier_ip: str, client: str = CLIENT) -> tuple[Check, ..
             Check("Remote-Party-ID", ".", present=False),
             # the SIM itself stays hidden: neither its MSISDN nor its port in the Contact
             Check("Contact", "9181110", present=False),
-            Check("Contact", f":({SIM_PORT}|{OTHER_SIM_PORT})[;>]", present=False))
+            Check("Contact", f":({'|'.join(map(str, sim_ports))})[;>]", present=False))
 
 
 def carrier(sipp, ip, checks=(), flow="outbound_call", name="trunk_uas.xml"):

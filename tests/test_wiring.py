@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
+
 from benchmarks import kemi_wiring
 from benchmarks.kemi_wiring import KemiRouter
 from kemi import adapter
@@ -183,3 +185,13 @@ def test_every_setting_reaches_the_proxy_container():
     for f in fields(Config):
         if f.name not in ("pg_port", "wiring"):
             assert f"PBX_{f.name.upper()}:" in compose, f.name
+
+
+def test_the_http_ports_cannot_be_the_sip_ports():
+    """kamailio.cfg drops SIP arriving at the metrics and XML-RPC ports: one set to the SIP
+    port would silence the proxy, so the configuration refuses it, naming both."""
+    from kemi.config import Config, ConfigError
+    for environ in ({"PBX_METRICS_PORT": "5060"}, {"PBX_RPC_PORT": "5061"}):
+        with pytest.raises(ConfigError, match="must differ from PBX_SIP_PORT and PBX_TLS_PORT"):
+            Config.from_env(environ)
+    Config.from_env({"PBX_METRICS_PORT": "0", "PBX_TLS_PORT": "0"})  # off: nothing to clash
