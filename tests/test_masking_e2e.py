@@ -259,7 +259,8 @@ def until_keys_reloaded(stack, shown: str = "") -> None:
 def start_another_proxy(stack, tmp_path, **changes) -> str:
     """A second proxy on the session's database; the reason it refused to start (its log)."""
     config = replace(stack.config, sip_port=free_port(), tls_port=0, media="off",
-                     rpc_port=free_port(), state_dir=str(tmp_path), dsn=stack.dsn, **changes)
+                     rpc_port=free_port(), metrics_port=free_port(), state_dir=str(tmp_path),
+                     dsn=stack.dsn, **changes)
     proxy = Kamailio(config, tmp_path / "kamailio", log_path=tmp_path / "kamailio.log")
     try:
         with pytest.raises(StackError, match="exited"):

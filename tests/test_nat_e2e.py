@@ -420,7 +420,8 @@ def test_relay_down_with_the_refuse_policy_refuses_the_call_503(
     """PBX_MEDIA_DOWN=refuse: a second proxy in the lab whose relay never answers."""
     state = Path(lab.config.state_dir) / "refusing"
     config = replace(lab.config, sip_port=5070, media_down="refuse", media_ng_port=22299,
-                     rpc_port=5091, natping_s=0, keepalive_timeout_s=0, state_dir=str(state))
+                     rpc_port=5091, metrics_port=9465,  # the lab proxy has 9464
+                     natping_s=0, keepalive_timeout_s=0, state_dir=str(state))
     proxy = Kamailio(config, state / "kamailio", log_path=state / "kamailio.log")
     with lab.net.proxy.entered():
         proxy.start()
