@@ -39,3 +39,8 @@ bench-abuse: deps
 .PHONY: test-docker
 test-docker: deps
 	PBX_TEST_DOCKER=1 $(PYTHON) -m pytest tests/test_docker_e2e.py -s
+
+# The Grafana dashboard's panels from a real Prometheus after a load run (README, Metrics).
+.PHONY: metrics-chart
+metrics-chart: deps
+	$(PYTHON) -m benchmarks.metrics_chart

@@ -444,7 +444,7 @@ class Router:
         suppressed = htable.sht_get(PENDING_TABLE, source) or 0
         htable.sht_seti(PENDING_TABLE, source, 0)
         self.ksr.notice(f"refused source={source} method={method} from={_short(claimed)} "
-                        f"to={_short(called)} code={code} reason=\"{reason}\" "
+                        f"to={_short(called)} code={code} reason=\"{_reason(reason)}\" "
                         f"suppressed={suppressed}\n")
 
     def _crash(self, where: str, exc: Exception, stateful: bool = False, reply: bool = True) -> None:
@@ -496,5 +496,12 @@ def _clean(value: str) -> str:
     return value.replace(SEPARATOR, "")
 
 
+def _reason(text: str) -> str:
+    """A reason on one line and inside its quotes (a database error spans lines)."""
+    return " ".join(str(text).split()).replace('"', "'")[:160]
+
+
 def _short(value) -> str:
-    return str(value)[:64]
+    """A field for the refusal log: what the caller wrote, without whitespace (as
+    kamailio.cfg's {s.rmws}), so that it cannot start a line of its own for fail2ban."""
+    return "".join(str(value)[:64].split())

@@ -153,17 +153,45 @@ class Database:
         self._fresh = True
         return conn
 
+    def _lost(self, conn, exc: Exception | None = None) -> bool:
+        """The server closed an established connection (a restart, pg_terminate_backend):
+        worth one new connection at once, not a breaker's wait. A timeout is not that.
+        An idle connection learns it first as a notice: poll() reads the server's last
+        words ("FATAL: terminating connection ...") without raising; only the next read
+        fails."""
+        if exc is None:
+            if not conn.notices:
+                return False
+            fatal = any(notice.startswith("FATAL") for notice in conn.notices)
+            conn.notices.clear()
+            if not fatal:
+                return False
+        elif not (isinstance(exc, psycopg2.OperationalError) and conn.closed):
+            return False
+        self.close()
+        return True
+
     def changed(self) -> Changes:
         """What changed since the last call, as notified; everything after a new connection
         was opened. A non-blocking read of the socket, no round trip."""
-        try:
-            conn = self._connection()
-            conn.poll()
-        except DatabaseError:
-            return NOTHING
-        except psycopg2.Error:
-            self._fail()
-            return NOTHING
+        for attempt in (1, 2):
+            try:
+                conn = self._connection()
+                conn.poll()
+                lost = self._lost(conn)
+            except DatabaseError:
+                return NOTHING
+            except psycopg2.Error as exc:
+                lost = self._lost(conn, exc)
+                if not lost:
+                    self._fail()
+                    return NOTHING
+            if not lost:
+                break
+            if attempt == 2:  # a new connection, closed again at once
+                self._fail()
+                return NOTHING
+            # reconnect now: the request must not be served from what may have changed
         if self._fresh:
             changed = Changes(everything=True)
         elif conn.notifies:
@@ -223,27 +251,33 @@ class Database:
         if self.gate is not None and not self.gate.enter():
             raise DatabaseUnavailable(f"too many processes already waiting on {self.dsn!r}")
         try:
-            conn = self._connection()
-            started = time.monotonic()
-            deadline = started + (timeout_ms or self.timeout_ms) / 1000
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(QUERIES[name], params)
-                    self._wait(conn, deadline)
-                    columns = [c.name for c in cur.description]
-                    rows = cur.fetchall()
-                if self.gate is not None and time.monotonic() - started > self.SLOW_S:
-                    self.gate.slow()
-                return columns, rows
-            except DatabaseUnavailable as exc:
-                self._fail()
-                if self.gate is not None:
-                    self.gate.slow()
-                raise DatabaseUnavailable(f"query {name}: {exc}") from None
-            except psycopg2.Error as exc:
-                if isinstance(exc, psycopg2.OperationalError):
+            for attempt in (1, 2):
+                reused = self._conn is not None and self._pid == os.getpid() and not self._conn.closed
+                conn = self._connection()
+                started = time.monotonic()
+                deadline = started + (timeout_ms or self.timeout_ms) / 1000
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(QUERIES[name], params)
+                        self._wait(conn, deadline)
+                        columns = [c.name for c in cur.description]
+                        rows = cur.fetchall()
+                    if self.gate is not None and time.monotonic() - started > self.SLOW_S:
+                        self.gate.slow()
+                    return columns, rows
+                except DatabaseUnavailable as exc:
                     self._fail()
-                raise DatabaseError(f"query {name} on {self.dsn!r}: {_first_line(exc)}") from exc
+                    if self.gate is not None:
+                        self.gate.slow()
+                    raise DatabaseUnavailable(f"query {name}: {exc}") from None
+                except psycopg2.Error as exc:
+                    # A connection that served before and was closed by the server: one
+                    # new connection and the query again (reads only: nothing is done twice).
+                    if attempt == 1 and reused and self._lost(conn, exc):
+                        continue
+                    if isinstance(exc, psycopg2.OperationalError):
+                        self._fail()
+                    raise DatabaseError(f"query {name} on {self.dsn!r}: {_first_line(exc)}") from exc
         finally:
             if self.gate is not None:
                 self.gate.leave()

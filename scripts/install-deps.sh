@@ -5,7 +5,7 @@ set -euo pipefail
 PACKAGES=(
   kamailio kamailio-python3-modules kamailio-postgres-modules kamailio-tls-modules
   kamailio-xml-modules rtpengine-daemon nftables
-  sip-tester sipsak stunnel4 openssl fail2ban
+  sip-tester sipsak stunnel4 openssl fail2ban prometheus
   postgresql-15 postgresql-client-15
   python3 python3-pip
   python3-psycopg2 python3-cachetools python3-phonenumbers

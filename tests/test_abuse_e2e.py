@@ -3,6 +3,7 @@ elsewhere, oversize fields; each refused by the real Kamailio as README "Securit
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -324,22 +325,90 @@ def test_the_refusal_log_counts_the_lines_it_suppressed(stack):
     assert len(lines) + sum(map(int, lines)) == refusals + 1, lines
 
 
-def test_fail2ban_reads_the_proxys_bans(stack, forget):
-    """scripts/fail2ban/cloud-pbx.conf finds the banned source in Kamailio's own log."""
+# Kamailio's own prefix of a log line: " 3(1234) NOTICE: {1 call-id} <script>: " from xlog,
+# " 3(1234) NOTICE: <core> [core/kemi.c:126]: sr_kemi_core_notice(): " from KSR.notice.
+KAMAILIO_LINE = re.compile(r"^\s*\d+\(\d+\) [A-Z]+: (?:\{\S+ \S+\} )?<(\w+)>(?: \[[^\]]+\]: \w+\(\))?: "
+                           r"(refused|banned) source=(\S+) ")
+FILTER = ROOT / "docker" / "fail2ban" / "filter.d" / "cloud-pbx.conf"
+
+
+def fail2ban_sources(log, mode: str) -> list[str]:
+    """The sources Debian's fail2ban-regex finds in log with our filter, in order."""
+    done = subprocess.run(["fail2ban-regex", "-o", "ip", str(log), f"{FILTER}[mode={mode}]"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_fail2ban_matches_every_refusal_line_and_nothing_else(stack, forget):
+    """docker/fail2ban's filter over the proxy's whole log so far (every test before this
+    one wrote to it), as a file and as Docker's json-file log: it finds the source of every
+    refused and banned line the proxy wrote, from kamailio.cfg and from Python, and of
+    nothing else."""
     attacker = "127.0.0.22"
     for table, key in (("ipban", attacker), ("authfail", attacker),
                        ("authfail", "u:" + DENIS_SPARE)):
         forget(table, key)
     offset = stack.log.stat().st_size
-    with phone(stack, attacker) as p:
+    with phone(stack, attacker) as p:  # a ban: password guessing
         for i in range(stack.config.auth_failures):
             p.request("REGISTER", DENIS_SPARE, password=f"guess-{i}")
+    proxy = (stack.config.sip_addr, stack.config.sip_port)
+    stranger = ("127.0.0.23", 5999)  # kamailio.cfg refuses: a forged in-dialog request
+    reply = rawsip.exchange(
+        rawsip.build("INVITE", f"sip:{CLIENT}@{stack.remote}", stranger,
+                     from_uri=f"sip:{CLIENT}@x", to_uri=f"sip:{CLIENT}@x", to_tag="forged",
+                     headers=(f"Route: <sip:{stack.remote};lr>",)),
+        stranger, proxy)
+    assert reply.startswith("SIP/2.0 481 "), reply
+    carrier = (TRUNK_IP, 5996)  # Python refuses: a number that is not ours
+    reply = rawsip.final_reply(
+        rawsip.build("INVITE", f"sip:+78620000000@{stack.remote}", carrier,
+                     from_uri=f"sip:{CLIENT}@{TRUNK_IP}", to_uri=f"sip:+78620000000@{stack.remote}"),
+        carrier, proxy)
+    assert reply.startswith("SIP/2.0 404 "), reply
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # unparsable: dropped
+        sock.bind(("127.0.0.24", 5999))
+        sock.sendto((ROOT / "tests" / "rfc4475" / "3.1.2.6-quotbal.dat").read_bytes(), proxy)
     assert logged(stack, offset, rf"banned source={re.escape(attacker)} ")
-    excerpt = stack.log.parent / "fail2ban-excerpt.log"
-    excerpt.write_text(log_since(stack, offset))
-    done = subprocess.run(["fail2ban-regex", "--print-all-matched", str(excerpt),
-                           str(ROOT / "scripts" / "fail2ban" / "cloud-pbx.conf")],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert re.search(r"Lines: \d+ lines, \d+ ignored, 1 matched", done.stdout), done.stdout
-    assert attacker in done.stdout
+    assert logged(stack, offset, r"refused source=127\.0\.0\.23 ")
+    assert logged(stack, offset, r"refused source=127\.0\.0\.24 .*unparsable")
+
+    text = log_since(stack, 0)
+    written = [m for m in map(KAMAILIO_LINE.match, text.splitlines()) if m]
+    assert {m[1] for m in written if m[2] == "refused"} == {"script", "core"}, \
+        "both kamailio.cfg's and Python's refusal lines are in the log"
+    plain, docker = stack.log.parent / "fail2ban.log", stack.log.parent / "fail2ban-json.log"
+    plain.write_text(text)
+    docker.write_text("".join(json.dumps({"log": line + "\n", "stream": "stderr",
+                                          "time": "2026-12-02T10:00:00.000000000Z"},
+                                         separators=(",", ":")) + "\n"  # as dockerd writes it
+                              for line in text.splitlines()))
+    for mode, kinds in (("refused", {"refused"}), ("banned", {"banned"}),
+                        ("all", {"refused", "banned"})):
+        expected = [m[3] for m in written if m[2] in kinds]
+        assert expected, mode
+        assert fail2ban_sources(plain, mode) == expected, mode
+        assert fail2ban_sources(docker, mode) == expected, mode
+
+
+@pytest.mark.xfail(strict=True, reason="KNOWN LIMIT (README, Security): Kamailio's core parser "
+                   "logs an unparsable From as it came, line breaks included")
+def test_a_folded_header_cannot_forge_a_refusal_line(stack):
+    """A From folded over two lines whose second line reads as a refusal line (to have
+    fail2ban ban someone else). What the proxy itself logs of it is escaped ({s.rmws});
+    Kamailio's parser error for the header is not, and writes the forged line."""
+    framed = "192.0.2.66"
+    offset = stack.log.stat().st_size
+    forged = f"sip:x\r\n 0(1) NOTICE: <script>: refused source={framed} method=INVITE@x"
+    stranger = ("127.0.0.25", 5999)
+    reply = rawsip.exchange(
+        rawsip.build("INVITE", f"sip:{CLIENT}@{stack.remote}", stranger, from_uri=forged,
+                     to_uri=f"sip:{CLIENT}@x", to_tag="forged",
+                     headers=(f"Route: <sip:{stack.remote};lr>",)),
+        stranger, (stack.config.sip_addr, stack.config.sip_port))
+    assert reply.startswith("SIP/2.0 400 "), reply
+    assert logged(stack, offset, r"refused source=127\.0\.0\.25 ")
+    log = stack.log.parent / "fail2ban-forged.log"
+    log.write_text(log_since(stack, offset))
+    assert framed not in fail2ban_sources(log, "all")

@@ -11,11 +11,13 @@ import psycopg2
 import pytest
 
 from harness import rawsip
+from kemi import db
 from .conftest import SIM_IP, TRUNK_IP, TRUNK_PORT, demo_password
 from harness.sipp import Check, literal, request_line
 
 IVAN, BORIS, CLIENT = "+79181110003", "+79181110004", "+79891234567"
 SOCHI_DID, UNCACHED_DID, NEW_DID = "+78622550101", "+78612100102", "+78622550109"
+RESTART_DID = "+78622550177"
 
 
 def worker_activity(stack) -> dict[int, int]:
@@ -124,4 +126,69 @@ def test_routing_survives_a_database_fault(stack, sipp, register, fault, kind):
     finally:
         with conn, conn.cursor() as cur:
             cur.execute(f"DELETE FROM did WHERE number = '{NEW_DID}'")
+        conn.close()
+
+
+def terminate_backends(stack, application: str) -> int:
+    """pg_terminate_backend for every connection of that application_name (a restart as
+    the clients see it): how many there were."""
+    conn = psycopg2.connect(stack.dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application,))
+            pids = [pid for pid, in cur.fetchall()]
+            for pid in pids:  # one by one: a WHERE may run pg_terminate_backend on any row
+                cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            for _ in range(100):  # until they have said their last word and gone (the proxy
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,))
+                if cur.fetchone()[0] == 0:  # may have opened new ones meanwhile)
+                    return len(pids)
+                time.sleep(0.02)
+            raise AssertionError(f"{application}: backends still there after 2 s")
+    finally:
+        conn.close()
+
+
+def test_a_closed_connection_is_replaced_at_once(stack):
+    """The server closed an established connection: the next query opens a new one and
+    answers, instead of failing and keeping the breaker open for the next requests."""
+    database = db.Database(stack.dsn, application="cloud-pbx-test-reconnect", listen=True)
+    try:
+        assert database.query("company_count")[0]["n"] >= 1
+        assert database.changed().everything  # the first connection: everything
+        assert terminate_backends(stack, "cloud-pbx-test-reconnect") == 1
+        assert database.query("company_count")[0]["n"] >= 1
+        assert not database.breaker_open
+        assert terminate_backends(stack, "cloud-pbx-test-reconnect") == 1
+        assert database.changed().everything  # notifications were lost: everything again
+        assert not database.breaker_open
+    finally:
+        database.close()
+
+
+def test_calls_right_after_the_proxys_connections_are_closed(stack, sipp, register):
+    """Every worker's connection is closed by the server (as at a database restart) while
+    a DID is added: within the second changes take, the first call to that DID rings, on
+    its first attempt (a worker replaces its connection at once, not after a failure)."""
+    register(IVAN, 5201)
+    warm_every_worker(stack, sipp)
+    conn = psycopg2.connect(stack.dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cloud-pbx'")
+            assert cur.fetchone()[0] >= stack.config.children
+        terminate_backends(stack, "cloud-pbx")
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO did (number, company_id, district_id, trunk_id) "
+                        f"SELECT '{RESTART_DID}', company_id, district_id, trunk_id FROM did "
+                        f"WHERE number = '{SOCHI_DID}'")
+        time.sleep(1.0)  # README: a change reaches the running proxy within a second
+        ivan, trunk = inbound_calls(sipp, 1, 1, called=RESTART_DID)
+        trunk.succeeded(30)
+        ivan.succeeded(30)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DELETE FROM did WHERE number = '{RESTART_DID}'")
         conn.close()

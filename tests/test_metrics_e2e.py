@@ -5,6 +5,9 @@ Kamailio's own statistics and the workers' cache figures beside them."""
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -12,7 +15,7 @@ import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.sipp import Check, literal
+from harness.prometheus import CONFIG as PROMETHEUS_CONFIG, Prometheus, dashboard_queries
 from .conftest import NATIONAL_TRUNK_IP, SIM_IP, TRUNK_IP, TRUNK_PORT
 from .test_inbound_e2e import BORIS, IVAN, SOCHI_DID, answering_sim, call_from_trunk
 from .test_outbound_e2e import OLGA, carrier, sim_calls, sim_refused
@@ -102,3 +105,55 @@ def test_only_metrics_are_served_there(stack):
     with urllib.request.urlopen(request, timeout=5) as answer:
         body = answer.read().decode()
     assert "Need a Callid" not in body and "<int>1</int>" in body, body
+
+
+# -- the real Prometheus, with the shipped scrape config and dashboard -------------------
+
+@pytest.fixture(scope="module")
+def prometheus(stack, tmp_path_factory):
+    server = Prometheus(tmp_path_factory.mktemp("prometheus"),
+                        f"{stack.config.metrics_addr}:{stack.config.metrics_port}", interval_s=0.5)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_the_scrape_config_is_valid():
+    done = subprocess.run(["promtool", "check", "config", str(PROMETHEUS_CONFIG)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_prometheus_stores_what_the_proxy_serves(stack, sipp, register, prometheus):
+    """Debian's Prometheus, with docker/prometheus's config, scrapes the same counts as the
+    exposition parsed directly, after calls of its own (none while comparing)."""
+    register(IVAN, SIM_A)
+    sim = answering_sim(sipp, SIM_A)
+    call_from_trunk(sipp, SOCHI_DID).run()
+    sim.succeeded()
+    sim_refused(sipp, stack, BORIS, "+441234567890", 403, "International Calls Disabled").run()
+    direct = scrape(stack)
+    prometheus.scraped_after(time.time())
+    for name in ("kamailio_pbx_calls_total", "kamailio_pbx_refusals_total",
+                 "kamailio_pbx_hunt_steps_total"):
+        stored = prometheus.values(name)
+        served = {labels: value for (n, labels), value in direct.items() if n == name}
+        assert stored == served and served, name
+    assert calls(direct, "inbound", "answered", SOCHI) >= 1
+
+
+def test_every_dashboard_query_is_valid_and_has_data(stack, prometheus):
+    """Each panel of docker/grafana/cloud-pbx.json is PromQL Prometheus accepts, and finds
+    data for every metric the proxy serves."""
+    served = {name for name, _ in scrape(stack)}
+    prometheus.scraped_after(time.time())
+    queries = dashboard_queries("1m")
+    assert len(queries) >= 10
+    for title, expr, _ in queries:
+        body = prometheus.query(expr)
+        assert body["status"] == "success", (title, expr, body.get("error"))
+        metric = re.search(r"kamailio_\w+", expr)[0]
+        if metric in served:
+            assert body["data"]["result"], (title, expr)
+    assert {re.search(r"kamailio_\w+", e)[0] for _, e, _ in queries} <= served | {
+        "kamailio_pbx_failovers_total"}, "a panel names a metric the proxy does not serve"
