@@ -59,12 +59,17 @@ def draw(prometheus: Prometheus, start: float, end: float, path: Path) -> None:
                 xs = [float(t) - start for t, _ in series["values"]]
                 ax.plot(xs, [float(v) for _, v in series["values"]], label=label or expr)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("s", fontsize=8)
         ax.grid(alpha=0.3)
-        if ax.lines:
+        if not ax.lines:
+            ax.text(0.5, 0.5, "none in this run", ha="center", va="center", transform=ax.transAxes)
+        elif len(ax.lines) <= 6:
             ax.legend(fontsize=7, loc="upper left")
+        else:  # a series per district: a legend would hide the chart
+            ax.text(0.01, 0.95, f"{len(ax.lines)} series", transform=ax.transAxes, fontsize=7, va="top")
     for ax in list(axes.flat)[len(titles):]:
         ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("seconds since the load began", fontsize=8)
     fig.suptitle("cloud-pbx dashboard (docker/grafana/cloud-pbx.json) after a load run: "
                  + ", ".join(f"{p} {r} calls/s {s} s" for p, r, s in PHASES), fontsize=10)
     fig.tight_layout()

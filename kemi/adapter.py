@@ -153,6 +153,7 @@ class Router:
                     gc.freeze()
             known = self._decided.get(fields)
             if known is not None:
+                d.hits += 1  # routed from cache: the metric counts remembered decisions too
                 return self._apply(*known, fields)
             req, auth_user, verified = parse_request(fields)
             trunk = d.trunk_for_source(req.source_ip)
