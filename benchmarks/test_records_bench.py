@@ -25,6 +25,8 @@ from kemi.config import ROOT
 
 RECORDS = int(os.environ.get("PBX_BENCH_RECORDS", "1000000"))
 KEYS = "1 00112233445566778899aabbccddeeff active"  # company 1 masks: the list pays FF3-1
+# Generating 10M records takes minutes (the first test's setup): more than the suite's 180 s.
+pytestmark = pytest.mark.timeout(max(180, RECORDS // 10_000))
 
 
 @pytest.fixture(scope="module")
