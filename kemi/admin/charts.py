@@ -26,7 +26,7 @@ def draw(report: str, rows: list[dict], path: str, subtitle: str) -> None:
         title = "Inbound calls per number"
     answered = [a for a, _ in totals.values()]
     missed = [m for _, m in totals.values()]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(labels) + 2), 4.5), dpi=100)
+    fig, ax = plt.subplots(figsize=(min(12.0, max(6.0, 0.35 * len(labels) + 2)), 4.5), dpi=100)
     positions = range(len(labels))
     ax.bar(positions, answered, color=ANSWERED, label="answered")
     ax.bar(positions, missed, bottom=answered, color=MISSED, label="missed")
