@@ -1,5 +1,5 @@
 """pbxctl: add, list, show, update, remove, import and export the routing tables; explain; audit;
-mask, unmask and the masking keys.
+mask, unmask and the masking keys; call records' retention and reports.
 
 Exit codes: 0 done, 1 refused (validation, constraint, not found, database unreachable), 2 usage.
 """
@@ -19,6 +19,7 @@ from ..db import (FOREIGN_KEY_VIOLATION, ConstraintViolation, DatabaseError,
                   DatabaseUnavailable, Session, migrate)
 from . import explain as explain_mod
 from . import keys as keys_mod
+from . import records as records_mod
 from .entities import ENTITIES, Entity
 from .fields import Field, InputError, ha1, ha1_hex, parse
 
@@ -307,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit = tables.add_parser("audit", parents=[common], help="the change history")
     audit.add_argument("--since", default="1d",
                        help="ISO time, or an age like 30m, 12h, 7d (default 1d)")
-    audit.add_argument("--table", dest="table_name", choices=sorted([*ENTITIES, "masking"]),
-                       help="masking: mask, unmask and key commands")
+    audit.add_argument("--table", dest="table_name", choices=sorted([*ENTITIES, "masking", "call_record"]),
+                       help="masking: mask, unmask, key and report --reveal; "
+                            "call_record: records prune")
     audit.add_argument("--limit", type=int, default=100)
     # Masked client numbers (README): support staff turn a number into its token and back,
     # each use audited; the keys themselves are never shown.
@@ -328,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--file", type=Path, help="the key file (default: PBX_MASK_KEYS_FILE)")
         if action == "retire":
             a.add_argument("key_id", metavar="ID", choices=list(keys_mod.KEY_IDS), help="its id")
+    records_mod.add_commands(tables, common)
     return parser
 
 
@@ -384,6 +387,9 @@ def run(args, admin: Admin, out, stdin) -> None:
         admin.session.commit()
         emit(rows, args.json, out)
         print(note, file=sys.stderr if args.json else out)
+        return
+    if args.table in ("records", "report"):
+        records_mod.run(args, admin, out, emit)
         return
     if args.table == "explain":
         result = explain_mod.explain(admin, args)
