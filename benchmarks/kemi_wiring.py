@@ -11,7 +11,7 @@ import re
 
 from kemi.adapter import (AUTH_FAILED_RC, CHALLENGE_RC, DIALOG_TRUNK_VAR, EGRESS_AUTH_AVP,
                           EGRESS_AVP, FAILURE_ROUTE_EGRESS, FAILURE_ROUTE_HUNT,
-                          FAILURE_ROUTE_INDIALOG_AUTH, HUNT_AVP, NULL, PLAN_AVP, RELAY,
+                          FAILURE_ROUTE_INDIALOG_AUTH, HUNT_AVP, NOBODY_LEFT, NULL, PLAN_AVP, RELAY,
                           RELAY_TO_SIM, REQUEST_FIELDS, SAVE_REGISTRATION, SEPARATOR,
                           SIMS_LOADED_VAR, SIMS_TABLE, TRUNK_NETWORKS_VAR, TRUNKS_LOADED_VAR,
                           Router)
@@ -264,7 +264,10 @@ class KemiRouter(Router):
         """kamailio.cfg's route HUNT_NEXT."""
         ksr = self.ksr
         for _ in range(32):
-            if self.hunt_next(None, ksr.pv.get(HUNT_AVP) or NULL) != RELAY_TO_SIM:
+            rc = self.hunt_next(None, ksr.pv.get(HUNT_AVP) or NULL)
+            if rc == NOBODY_LEFT:
+                break
+            if rc != RELAY_TO_SIM:
                 return
             self._arm_hunt()
             if ksr.tm.t_relay() > 0:

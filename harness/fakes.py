@@ -182,7 +182,7 @@ class FakeKSR:
         self.registrar = _Recorder(self, "registrar", {
             "lookup_uri": lambda table, uri: 1 if uri.split("@")[0][4:] in self.registered else -1})
         self.auth = _Recorder(self, "auth", {"pv_auth_check": auth_rc})
-        for module in ("tm", "sl", "rr", "uac", "hdr", "dialog", "textops", "xhttp_prom"):
+        for module in ("tm", "sl", "rr", "uac", "hdr", "dialog", "textops", "xhttp_prom", "acc"):
             setattr(self, module, _Recorder(self, module, {}))
         self.shared: dict[str, int] = {}  # the htable, shared by all "workers"
         self.htable = _Recorder(self, "htable", {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+from pathlib import Path
 
 from .config import Config, ConfigError
 from .decision import (AUTH_FAILED, AUTHENTICATE_TO_TRUNK, CHALLENGE, DATABASE_DOWN,
@@ -23,8 +24,9 @@ from .decision import (AUTH_FAILED, AUTHENTICATE_TO_TRUNK, CHALLENGE, DATABASE_D
 from .db import DatabaseError
 from .directory import Directory
 from .masking import Masker
-from .phone import uri_user
+from .phone import to_e164, uri_user
 from .plans import ruri
+from .records import Shipper, rec_field
 
 # What route_initial answers kamailio.cfg (never 0, which would end kamailio.cfg's route):
 DONE = 1  # Python replied, or there is nothing more to do
@@ -33,6 +35,7 @@ RELAY_TO_SIM = 3  # ring a SIM (aimed already): PLAN_AVP holds display, From URI
 AUTH_FAILED_RC = 4  # refused credentials: kamailio.cfg counts them (bans) and answers 403
 SAVE_REGISTRATION = 5  # an authenticated REGISTER: kamailio.cfg saves the contact
 CHALLENGE_RC = 6  # no or stale credentials: kamailio.cfg challenges
+NOBODY_LEFT = 7  # hunting found nobody left: kamailio.cfg records it and answers 480
 
 # Names shared with kamailio.cfg (tests/test_wiring.py checks both sides).
 FAILURE_ROUTE_HUNT = "HUNT"
@@ -44,6 +47,9 @@ EGRESS_AVP = "$avp(egress)"  # the outbound call's state: SIM, called number, ho
 EGRESS_AUTH_AVP = "$avp(egress_auth)"  # the trunk already answered with credentials
 UAC_USER_AVP, UAC_PASSWORD_AVP = "$avp(auser)", "$avp(apass)"  # uac_auth reads these
 DIALOG_TRUNK_VAR = "$dlg_var(trunk)"  # a trunk with credentials: in-dialog challenges
+DIALOG_SIM_VAR = "$dlg_var(sim)"  # the SIM ringing now, for the call's record
+RECORD_AVP = "$avp(rec)"  # an attempt refused before anything rang (acc db_extra)
+ATTEMPT_TABLE = "attempt"  # its spool file (kemi/records.py)
 LOCATION_TABLE = "location"
 REFUSALS_TABLE, PENDING_TABLE = "refusals", "pending"  # kamailio.cfg route LOG_REFUSAL
 AUTH_OK_TABLE = "authok"  # set by kamailio.cfg once a SIM authenticated from a source
@@ -124,6 +130,10 @@ class Router:
         # Prometheus metrics (kamailio.cfg counts what it knows; Python its own refusals,
         # failovers and caches): KSR.xhttp_prom exists only when they are on.
         self._metrics = bool(config.metrics_port) and config.wiring == "native"
+        # Call records (kemi/records.py): kamailio.cfg's acc writes the calls; Python the
+        # attempts refused before anything rang, and ships them all (route SHIP).
+        self._records = config.records == "on" and config.wiring == "native"
+        self._shipper: Shipper | None = None
         # Masking keys: read at start (kemi.stack refuses to start on a bad list), and again
         # when their file changes (a rotation needs no restart), checked once a second.
         self.masker: Masker | None = None
@@ -184,11 +194,14 @@ class Router:
         (RELAY_TO_SIM, kamailio.cfg relays) or answer 480."""
         try:
             targets = tuple(u for u in remaining.split(",") if u and u != NULL)
-            rest = self._aim(targets)
-            if rest is not None:
+            aimed = self._aim(targets)
+            if aimed is not None:
+                sim, rest = aimed
                 self.ksr.pv.sets(HUNT_AVP, rest)
+                if self._records:
+                    self.ksr.pv.sets(DIALOG_SIM_VAR, sim)
                 return RELAY_TO_SIM
-            self.ksr.tm.t_reply(NOBODY_REACHABLE.code, NOBODY_REACHABLE.reason)
+            return NOBODY_LEFT
         except Exception as exc:
             self._crash("hunt_next", exc, stateful=True)
         return DONE
@@ -318,20 +331,26 @@ class Router:
             if self._verbose:
                 ksr.info(f"ring via={decision.via} to={req.ruri_user} district={decision.display} "
                          f"caller={decision.caller} hunt={','.join(decision.targets)}\n")
-            rest = self._aim(decision.targets)
-            if rest is None:
+            aimed = self._aim(decision.targets)
+            if aimed is None:
                 self._refuse(req, NOBODY_REACHABLE)
+                self._record_attempt(NOBODY_REACHABLE, "nobody_reachable",
+                                     INTERNAL if decision.via == "sim" else INBOUND,
+                                     decision.did, decision.client, decision.via,
+                                     decision.targets[0] if decision.targets else "")
                 return DONE
+            sim, rest = aimed
             # The SIM learns no carrier's host: the caller is a number in our realm.
             realm = self._realm
             ksr.pv.sets(PLAN_AVP, SEPARATOR.join((
                 decision.display or "", f"sip:{_clean(decision.caller)}@{realm}",
                 f"sip:{_clean(decision.pai)}@{realm}" if decision.pai else "", rest,
                 MASKED if decision.masked else "",
-                INTERNAL if decision.via == "sim" else INBOUND, decision.where)))
+                INTERNAL if decision.via == "sim" else INBOUND, decision.where,
+                rec_field(decision.did, decision.client, decision.via, sim), sim)))
             return RELAY_TO_SIM
         if isinstance(decision, CallOut):
-            return self._call_out(auth.plan.username, decision)
+            return self._call_out(auth.plan.username, decision, auth.plan.sim.caller_id)
         if decision is CHALLENGE:
             return CHALLENGE_RC
         if decision is AUTH_FAILED:
@@ -341,12 +360,18 @@ class Router:
         if isinstance(decision, Reply):
             if decision.code >= 300:
                 self._refuse(req, decision)
+                if isinstance(auth, Verified) and req.method == "INVITE":
+                    # a corporate SIM's call refused by policy is a call attempt, on record
+                    sim = auth.plan.sim
+                    self._record_attempt(decision, "refused", OUTBOUND, sim.caller_id,
+                                         to_e164(req.ruri_user, self._region) or "", "",
+                                         sim.username)
             else:
                 ksr.sl.send_reply(decision.code, decision.reason)
             return DONE
         raise TypeError(f"unknown decision {decision!r}")
 
-    def _call_out(self, username: str, out: CallOut) -> int:
+    def _call_out(self, username: str, out: CallOut, caller_id: str = "") -> int:
         first = out.hops[0]
         if self._verbose:
             self.ksr.info(f"call out to={out.called} caller={out.caller} anonymous={out.anonymous} "
@@ -361,13 +386,15 @@ class Router:
             display, from_uri, caller_uri, ruri(first, out.called),
             first.trunk if first.auth_username else "",
             f"{username},{out.called},0,{kind}", MASKED if out.masked else "",
-            EMERGENCY if out.emergency else OUTBOUND, out.where)))
+            EMERGENCY if out.emergency else OUTBOUND, out.where,
+            rec_field(caller_id, out.called if out.called.startswith("+") else "",
+                      first.trunk, username))))
         return RELAY
 
-    def _aim(self, targets: tuple[str, ...]) -> str | None:
+    def _aim(self, targets: tuple[str, ...]) -> tuple[str, str] | None:
         """Aim the request at the first target with a registered contact (the core's
-        first_reachable); the rest, comma-separated, for failure_route HUNT (None: nobody
-        registered)."""
+        first_reachable): that SIM, and the rest, comma-separated, for failure_route HUNT
+        (None: nobody registered)."""
         ksr, realm = self.ksr, self._realm
         lookup = ksr.registrar.lookup_uri
         found = first_reachable(targets, lambda u: lookup(LOCATION_TABLE, f"sip:{u}@{realm}") > 0)
@@ -376,7 +403,36 @@ class Router:
         rest = ",".join(targets[found + 1:])
         if self._verbose:
             ksr.info(f"ringing sim={targets[found]} then={rest or '-'}\n")
-        return rest
+        return targets[found], rest
+
+    def _record_attempt(self, reply: Reply, outcome: str, direction: str, did: str,
+                        client: str, trunk: str, sim: str) -> None:
+        """An attempt refused before anything rang, on record (acc_db_request into the
+        spool, as kamailio.cfg's CDRs): a SIM's call refused by policy, a client's call
+        with nobody registered. Floods and scanners never get here (not a SIM, not ours)."""
+        if not self._records:
+            return
+        ksr = self.ksr
+        try:  # after the reply: a failure here must not answer the call twice
+            ksr.pv.sets(RECORD_AVP, rec_field(f"{time.time():.6f}", outcome, direction, did,
+                                              client, trunk, sim))
+            ksr.acc.acc_db_request(f"{reply.code} {reply.reason}", ATTEMPT_TABLE)
+        except Exception as exc:
+            self._crash("record_attempt", exc, reply=False)
+
+    def ship_records(self, msg=None, *_args) -> int:
+        """rtimer "records", once a second in a process of its own: the spool to PostgreSQL
+        (kemi/records.py)."""
+        try:
+            if self._shipper is None:
+                c = self.config
+                self._shipper = Shipper(Path(c.records_dir), c.database_dsn,
+                                        ctl=Path(c.state_dir) / "kamailio" / "kamailio_ctl",
+                                        log=lambda text: self.ksr.notice(text + "\n"))
+            self._shipper.ship()
+        except Exception as exc:  # the next second tries again; records stay in the spool
+            self._crash("ship_records", exc, reply=False)
+        return DONE
 
     def _load_keys(self) -> None:
         """The masking keys, when their source changed (a file's modification time; the

@@ -81,6 +81,9 @@ class Config:
     # http://metrics_addr:metrics_port/metrics; loopback by default, 0 turns them off.
     metrics_addr: str = "127.0.0.1"
     metrics_port: int = 9464
+    # Call records (README, Call records): "on" (Kamailio's acc writes one line per call
+    # attempt into state_dir/records, a process of its own ships them to PostgreSQL) or "off".
+    records: str = "on"
     # The key topoh masks Via, Contact, Record-Route and Call-ID with (both sides see only the
     # proxy); empty: one generated into state_dir at first start and kept. Proxies that share
     # calls must share it.
@@ -94,6 +97,11 @@ class Config:
     # How Kamailio enters Python: "native" (kamailio.cfg does SIP mechanics, Python decides
     # once per initial request) or "kemi" (every request in Python; kamailio.cfg -A FULL_KEMI).
     wiring: str = "native"
+
+    @property
+    def records_dir(self) -> str:
+        """Where acc's db_flatstore writes the records and the shipper reads them."""
+        return str(Path(self.state_dir) / "records")
 
     @property
     def tls_files(self) -> tuple[str, str]:
@@ -159,7 +167,8 @@ class Config:
                                   f"PBX_SIP_PORT and PBX_TLS_PORT")
         if self.wiring not in ("native", "kemi"):
             raise ConfigError(f"PBX_WIRING={self.wiring!r}: must be native or kemi")
-        for key, allowed in (("media", ("on", "off")), ("media_down", ("connect", "refuse"))):
+        for key, allowed in (("media", ("on", "off")), ("media_down", ("connect", "refuse")),
+                             ("records", ("on", "off"))):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"PBX_{key.upper()}={getattr(self, key)!r}: must be "
                                   f"{' or '.join(allowed)}")

@@ -110,6 +110,8 @@ class Ring(NamedTuple):
     via: str  # the trunk the call came in on, or "sim"
     masked: bool = False  # caller and PAI are tokens: nothing else of the client reaches the SIM
     where: str = ""  # the district rung, as the metrics name it
+    did: str = ""  # the number dialled (E.164), for the call's record
+    client: str = ""  # the caller's real number (E.164; "" when not a number), for the record
 
 
 class CallOut(NamedTuple):
@@ -216,12 +218,12 @@ def _from_trunk(req: Request, facts: Facts, region: str):
         if did is not None and did.active:
             mask = did.company_id if did.masked else None
             return _ring(req, did.targets, did.display, facts.trunk.name, region, mask,
-                         facts.masker, did.where)
+                         facts.masker, did.where, number)
         sim = known.sim
         if sim is not None and sim.refusal is None:
             mask = sim.sim.company_id if sim.sim.mask_numbers else None
             return _ring(req, (sim.username,), sim.display, facts.trunk.name, region, mask,
-                         facts.masker, sim.where)
+                         facts.masker, sim.where, number)
     return NUMBER_DIALED_INCORRECTLY
 
 
@@ -229,7 +231,8 @@ ANONYMOUS = "anonymous"
 
 
 def _ring(req: Request, targets: tuple[str, ...], display: str, via: str, region: str,
-          mask: int | None = None, masker: Masker | None = None, where: str = ""):
+          mask: int | None = None, masker: Masker | None = None, where: str = "",
+          did: str = ""):
     if not targets:
         return NOBODY_REACHABLE
     # The manager must be able to call back: show the number in E.164; anonymous and
@@ -238,15 +241,17 @@ def _ring(req: Request, targets: tuple[str, ...], display: str, via: str, region
     pai = (to_e164(req.pai_user, region) or req.pai_user) if req.pai_user else None
     if mask is None:
         return Ring(targets=targets, caller=caller or req.from_user or ANONYMOUS,
-                    display=display, pai=pai, via=via, where=where)
+                    display=display, pai=pai, via=via, where=where, did=did, client=caller or "")
     # Masked: the SIM sees tokens of the company's, or nobody. What is not a number, or
     # asked for privacy, is shown as anonymous, never as it came; without keys (the proxy
     # refuses to start so: kemi/handler.py) nobody either: the call rings, nothing leaks.
     token = _token(caller, mask, masker)
     if token is None or wants_privacy(req.privacy):
-        return Ring(targets, ANONYMOUS, display, None, via, masked=True, where=where)
+        return Ring(targets, ANONYMOUS, display, None, via, masked=True, where=where, did=did,
+                    client=caller or "")
     pai_token = _token(to_e164(req.pai_user, region), mask, masker) if req.pai_user else None
-    return Ring(targets, token, display, pai_token, via, masked=True, where=where)
+    return Ring(targets, token, display, pai_token, via, masked=True, where=where, did=did,
+                client=caller or "")
 
 
 def _token(number: str | None, company_id: int, masker: Masker | None) -> str | None:
@@ -283,7 +288,7 @@ def _from_sim(req: Request, plan: SimPlan, facts: Facts, region: str):
             if not did.targets:
                 return NOBODY_REACHABLE
             return Ring(did.targets, caller=sim.username, display=did.display, pai=None, via="sim",
-                        where=did.where)
+                        where=did.where, did=number)
     callee = known.sim
     if callee is not None and callee.sim.company_id == sim.company_id:
         if callee.refusal is not None:

@@ -259,6 +259,10 @@ class Kamailio:
         if c.metrics_port and c.wiring == "native":  # the full-KEMI wiring counts nothing
             metrics = ["-A", "WITH_METRICS", "-A", f"METRICS_LISTEN=tcp:{c.metrics_addr}:{c.metrics_port}",
                        "-A", f"METRICS_PORT={c.metrics_port}"]
+        records = []
+        if c.records == "on" and c.wiring == "native":  # as metrics: not in full KEMI
+            records = ["-A", "WITH_RECORDS", "-A", f'RECORDS_URL="flatstore:{c.records_dir}"']
+        outcomes = ["-A", "WITH_OUTCOMES"] if metrics or records else []
         return [KAMAILIO, "-f", str(self.cfg), "-DD", "-E", "-Y", str(self.run_dir),
                 "-x", "tlsf", "-m", "1024", "-M", "32", "--atexit=no",
                 "-A", f"LISTEN=udp:{c.sip_addr}:{c.sip_port}",
@@ -272,13 +276,15 @@ class Kamailio:
                 "-A", f"RING_MS={c.ring_ms}", "-A", f"NO_ANSWER_MS={c.no_answer_ms}",
                 "-A", f"NATPING_S={c.natping_s}", "-A", f"KEEPALIVE_S={c.keepalive_timeout_s}",
                 "-A", f'TOPOLOGY_KEY="{topology_key(c)}"', "-A", f'UAC_KEY="{uac_key(c)}"',
-                *carrier, *media, *metrics,
+                *carrier, *media, *metrics, *records, *outcomes,
                 "-A", f'HANDLER="{self.handler}"',
                 *[arg for name, value in self.defines.items()
                   for arg in ("-A", name if value is None else f"{name}={value}")]]
 
     def start(self, timeout: float = 30.0) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.records == "on":  # the spool survives restarts: records wait there
+            Path(self.config.records_dir).mkdir(parents=True, exist_ok=True)
         if self.config.tls_port and not self.config.tls_cert:
             self_signed_certificate(*self.config.tls_files, self.config.realm)
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from kemi.adapter import (AUTH_FAILED_RC, AUTH_OK_TABLE, CHALLENGE_RC, DONE, EGRESS_AUTH_AVP,
-                          EGRESS_AVP, HUNT_AVP, NULL, PLAN_AVP, RELAY, RELAY_TO_SIM,
+                          EGRESS_AVP, HUNT_AVP, NOBODY_LEFT, NULL, PLAN_AVP, RELAY, RELAY_TO_SIM,
                           REQUEST_FIELDS, SAVE_REGISTRATION, SEPARATOR, TRUNK_NETWORKS_VAR,
                           TRUNKS_LOADED_VAR, Router, parse_request)
 from kemi.config import Config
@@ -46,7 +46,9 @@ def test_inbound_call_rings_the_first_registered_sim_with_the_plan_for_kamailio_
     # the SIM learns no carrier's host: the client is a number in our realm
     assert plan(ksr) == ['"Sochi"', "sip:+79891234567@pbx.local",
                          "sip:+79891234567@pbx.local", BORIS, "",  # "": not masked
-                         "inbound", "Kuban Realty/Sochi"]  # for the metrics
+                         "inbound", "Kuban Realty/Sochi",  # for the metrics
+                         # for the record: DID, client, trunk, the SIM rung (kemi/records.py)
+                         f"+78622550101\t+79891234567\tkuban-telecom\t{IVAN}", IVAN]
     assert ksr.called("registrar.lookup_uri") == [("location", f"sip:{IVAN}@pbx.local")]
     assert ksr.called("xhttp_prom.counter_inc_l2") == []  # calls are counted by kamailio.cfg
     # From, PAI, failure route, timers, dialog, record-routing and the relay are
@@ -77,8 +79,9 @@ def test_failure_route_aims_at_the_next_then_gives_up_with_480():
                                                   ("location", f"sip:{BORIS}@pbx.local")]
     assert ksr.pv.values[HUNT_AVP] == ""
     ksr = FakeKSR(registered={BORIS})
-    assert router(ksr).hunt_next(None, NULL) == DONE
-    assert ksr.called("tm.t_reply") == [(480, "Temporarily Unavailable")]
+    # nobody left: kamailio.cfg records the outcome, then answers 480 (route HUNT_NEXT)
+    assert router(ksr).hunt_next(None, NULL) == NOBODY_LEFT
+    assert ksr.called("tm.t_reply") == []
 
 
 def test_unknown_did_is_refused_and_logged_once_per_source_per_second():
@@ -204,7 +207,8 @@ def test_outbound_call_hands_kamailio_cfg_the_caller_id_and_the_owner_trunk():
     assert router(ksr).route_initial(None, fields(ksr)) == RELAY
     assert plan(ksr) == ["", "sip:+78622550101@127.0.0.1", "sip:+78622550101@127.0.0.1",
                          "sip:+79891234567@127.0.0.2:5060", "", f"{IVAN},+79891234567,0,o", "",
-                         "outbound", "Kuban Realty/Sochi"]
+                         "outbound", "Kuban Realty/Sochi",
+                         f"+78622550101\t+79891234567\tkuban-telecom\t{IVAN}"]
     for mechanics in ("uac.uac_replace_from", "hdr.append", "seturi", "tm.t_on_failure",
                       "auth.consume_credentials"):
         assert ksr.called(mechanics) == []

@@ -32,7 +32,8 @@ def decided(req, sim_username=None, directory=None):
 def test_trunk_to_did_rings_the_district_in_hunting_order(called):
     assert decided(invite(called)) == Ring(targets=SOCHI, caller="+79891234567",
                                            display='"Sochi"', pai=None, via="kuban-telecom",
-                                           where="Kuban Realty/Sochi")
+                                           where="Kuban Realty/Sochi", did="+78622550101",
+                                           client="+79891234567")
 
 
 @pytest.mark.parametrize("sent, shown", [

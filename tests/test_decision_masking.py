@@ -44,7 +44,8 @@ def test_a_masked_district_shows_the_caller_as_the_companys_token():
     ring = decided(inbound("89891234567", pai_user="89891234567"))
     token = MASKER.mask(CLIENT, 1)
     assert ring == Ring(("+79181110003", "+79181110004"), token, '"Sochi"', token,
-                        "kuban-telecom", masked=True, where="Kuban Realty/Sochi")
+                        "kuban-telecom", masked=True, where="Kuban Realty/Sochi",
+                        did="+78622550101", client=CLIENT)  # the record keeps the real number
 
 
 def test_an_unmasked_district_shows_the_number_as_before():

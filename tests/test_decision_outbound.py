@@ -129,7 +129,7 @@ def test_emergency_without_a_default_trunk_is_503():
 def test_own_company_did_rings_that_district_showing_the_sim():
     assert dial("88622550101") == Ring(("+79181110003", "+79181110004"), caller="+79181110003",
                                        display='"Sochi"', pai=None, via="sim",
-                                       where="Kuban Realty/Sochi")
+                                       where="Kuban Realty/Sochi", did="+78622550101")
 
 
 def test_own_company_did_with_nobody_on_duty_is_480():
