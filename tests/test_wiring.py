@@ -70,13 +70,14 @@ def test_route_initial_answers_are_handled_by_kamailio_cfg():
 
 
 def test_the_plan_fields_are_read_where_python_writes_them():
-    """$avp(plan): CALL_OUT reads nine fields, RING_SIM seven, in the adapter's order (then:
-    adapter.MASKED, the call's direction and district for the metrics)."""
+    """$avp(plan): CALL_OUT reads ten fields, RING_SIM nine, in the adapter's order (then:
+    adapter.MASKED, the call's direction and district for the metrics, the call record's
+    key fields and, for a SIM, its username)."""
     avp = adapter.PLAN_AVP[len("$avp("):-1]
     assert set(re.findall(rf"\$\(avp\({avp}\){{s\.select,(\d),\|}}\)", block("route[CALL_OUT]"))) \
-        == {str(i) for i in range(9)}
+        == {str(i) for i in range(10)}
     assert set(re.findall(rf"\$\(avp\({avp}\){{s\.select,(\d),\|}}\)", block("route[RING_SIM]"))) \
-        == {str(i) for i in range(7)}
+        == {str(i) for i in range(9)}
     assert f'{{s.select,6,|}}) == "{adapter.MASKED}"' in block("route[CALL_OUT]")
     assert f'{{s.select,4,|}}) == "{adapter.MASKED}"' in block("route[RING_SIM]")
     assert adapter.SEPARATOR == "|"
