@@ -49,7 +49,10 @@ CONFIGS = {"python": ROOT / "kamailio.cfg", "python-kemi": ROOT / "kamailio.cfg"
            "python-masked": ROOT / "kamailio.cfg",
            # python without its Prometheus metrics (every other configuration counts them):
            # what the counters cost per call
-           "python-no-metrics": ROOT / "kamailio.cfg"}
+           "python-no-metrics": ROOT / "kamailio.cfg",
+           # python without call records (every other python configuration writes them):
+           # what accounting costs per call, the shipper's process included
+           "python-no-records": ROOT / "kamailio.cfg"}
 RAMPED = ("python", "python-kemi", "native", "floor")  # python-media: the fixed rates only
 CONFIGS_RUN = list(CONFIGS)
 PROFILES = {"inbound": 1.0, "outbound": 0.0, "mixed": 0.7}  # share of inbound calls
@@ -287,12 +290,13 @@ class Bench:
                          flood_reqs=0,  # every SIM sends from 127.0.0.1
                          tls_port=0,  # the configurations run at once: no port to share
                          log_level=1, dsn=self.masked_dsn if name in MASKED else self.cluster.dsn,
-                         state_dir=str(self.work),
+                         state_dir=str(self.work / f"state-{name}"),  # a spool each
                          wiring="kemi" if name == "python-kemi" else "native",
                          natping_s=0, keepalive_timeout_s=0,  # SIPp answers no OPTIONS
                          media="on" if name == "python-media" else "off",
                          mask_keys_file=str(self.work / "bench.keys") if name in MASKED else "",
                          metrics_port=0 if name == "python-no-metrics" else free_port(),
+                         records="off" if name == "python-no-records" else "on",
                          rpc_port=free_port(), media_ng_port=free_port(),
                          media_ports=f"{32000 + 1000 * index}-{32999 + 1000 * index}")
         media = Rtpengine.for_config(config, self.work / f"rtpengine-{name}")
@@ -412,7 +416,7 @@ class Bench:
                 for rate in self.plan.rates:
                     for profile in PROFILES:
                         for name, proxy in proxies.items():
-                            if name in ("python-media", "python-no-metrics", *MASKED) \
+                            if name in ("python-media", "python-no-metrics", "python-no-records", *MASKED) \
                                     and rate != self.plan.rate:
                                 continue  # with rtpengine and SIPp, 2 cores saturate at 1000
                             run = self.measure(name, proxy, profile, rate, self.plan.seconds)
@@ -540,6 +544,8 @@ def summarize(runs: list[Run], plan: Plan) -> dict:
             summary["masking"][str(rate)]["ratio"] = round(total_on / total_off, 3)
     # What the metrics cost: python (counting) beside python-no-metrics.
     summary["metrics"] = beside(runs, plan, "python", "python-no-metrics")
+    # What call records cost: python (recording) beside python-no-records.
+    summary["records"] = beside(runs, plan, "python", "python-no-records")
     summary["failed_calls"] = sum(r.failed for r in runs if r.profile in PROFILES)
     return summary
 
@@ -574,6 +580,9 @@ def markdown(summary: dict) -> str:
     lines += [""] + [f"Metrics at {rate} calls/s: Kamailio CPU per call {m['cpu_ms_per_call_on']:.3f} ms "
                      f"counting, {m['cpu_ms_per_call_off']:.3f} ms without (mean of the profiles): "
                      f"**x{m['ratio']}**" for rate, m in summary.get("metrics", {}).items()]
+    lines += [""] + [f"Call records at {rate} calls/s: Kamailio CPU per call {m['cpu_ms_per_call_on']:.3f} ms "
+                     f"recording, {m['cpu_ms_per_call_off']:.3f} ms without (mean of the profiles): "
+                     f"**x{m['ratio']}**" for rate, m in summary.get("records", {}).items()]
     if summary.get("media_relay"):
         lines += ["", media_markdown(summary["media_relay"])]
     lines += ["", "Every run:", "",

@@ -84,6 +84,9 @@ class Config:
     # Call records (README, Call records): "on" (Kamailio's acc writes one line per call
     # attempt into state_dir/records, a process of its own ships them to PostgreSQL) or "off".
     records: str = "on"
+    # Kamailio's log: "text" (a line per event, for people) or "json" (an object per line,
+    # the message escaped: no caller can write a line of its own; what fail2ban reads).
+    log_format: str = "text"
     # The key topoh masks Via, Contact, Record-Route and Call-ID with (both sides see only the
     # proxy); empty: one generated into state_dir at first start and kept. Proxies that share
     # calls must share it.
@@ -168,7 +171,7 @@ class Config:
         if self.wiring not in ("native", "kemi"):
             raise ConfigError(f"PBX_WIRING={self.wiring!r}: must be native or kemi")
         for key, allowed in (("media", ("on", "off")), ("media_down", ("connect", "refuse")),
-                             ("records", ("on", "off"))):
+                             ("records", ("on", "off")), ("log_format", ("text", "json"))):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"PBX_{key.upper()}={getattr(self, key)!r}: must be "
                                   f"{' or '.join(allowed)}")

@@ -263,6 +263,8 @@ class Kamailio:
         if c.records == "on" and c.wiring == "native":  # as metrics: not in full KEMI
             records = ["-A", "WITH_RECORDS", "-A", f'RECORDS_URL="flatstore:{c.records_dir}"']
         outcomes = ["-A", "WITH_OUTCOMES"] if metrics or records else []
+        # the core's JSON engine, message stripped of its trailing line break (M)
+        log = ["--log-engine=json:M", "-A", "WITH_JSON_LOG"] if c.log_format == "json" else []
         return [KAMAILIO, "-f", str(self.cfg), "-DD", "-E", "-Y", str(self.run_dir),
                 "-x", "tlsf", "-m", "1024", "-M", "32", "--atexit=no",
                 "-A", f"LISTEN=udp:{c.sip_addr}:{c.sip_port}",
@@ -276,7 +278,7 @@ class Kamailio:
                 "-A", f"RING_MS={c.ring_ms}", "-A", f"NO_ANSWER_MS={c.no_answer_ms}",
                 "-A", f"NATPING_S={c.natping_s}", "-A", f"KEEPALIVE_S={c.keepalive_timeout_s}",
                 "-A", f'TOPOLOGY_KEY="{topology_key(c)}"', "-A", f'UAC_KEY="{uac_key(c)}"',
-                *carrier, *media, *metrics, *records, *outcomes,
+                *carrier, *media, *metrics, *records, *outcomes, *log,
                 "-A", f'HANDLER="{self.handler}"',
                 *[arg for name, value in self.defines.items()
                   for arg in ("-A", name if value is None else f"{name}={value}")]]

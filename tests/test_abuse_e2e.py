@@ -12,7 +12,10 @@ import uuid
 
 import pytest
 
+from dataclasses import replace
+
 from kemi.config import ROOT
+from kemi.stack import Kamailio, free_port
 
 from harness import rawsip
 from .conftest import (NATIONAL_TRUNK_IP, SIM_IP, TRUNK_IP, TRUNK_PORT, demo_password)
@@ -325,10 +328,6 @@ def test_the_refusal_log_counts_the_lines_it_suppressed(stack):
     assert len(lines) + sum(map(int, lines)) == refusals + 1, lines
 
 
-# Kamailio's own prefix of a log line: " 3(1234) NOTICE: {1 call-id} <script>: " from xlog,
-# " 3(1234) NOTICE: <core> [core/kemi.c:126]: sr_kemi_core_notice(): " from KSR.notice.
-KAMAILIO_LINE = re.compile(r"^\s*\d+\(\d+\) [A-Z]+: (?:\{\S+ \S+\} )?<(\w+)>(?: \[[^\]]+\]: \w+\(\))?: "
-                           r"(refused|banned) source=(\S+) ")
 FILTER = ROOT / "docker" / "fail2ban" / "filter.d" / "cloud-pbx.conf"
 
 
@@ -340,16 +339,65 @@ def fail2ban_sources(log, mode: str) -> list[str]:
     return done.stdout.split()
 
 
-def test_fail2ban_matches_every_refusal_line_and_nothing_else(stack, forget):
-    """docker/fail2ban's filter over the proxy's whole log so far (every test before this
-    one wrote to it), as a file and as Docker's json-file log: it finds the source of every
-    refused and banned line the proxy wrote, from kamailio.cfg and from Python, and of
-    nothing else."""
+@pytest.fixture(scope="module")
+def json_stack(stack, tmp_path_factory):
+    """A second proxy on the session's database logging as the Docker deployment does
+    (PBX_LOG_FORMAT=json), for what fail2ban reads."""
+    folder = tmp_path_factory.mktemp("json-log")
+    config = replace(stack.config, sip_port=free_port(), tls_port=0, media="off",
+                     rpc_port=free_port(), metrics_port=free_port(), state_dir=str(folder),
+                     dsn=stack.dsn, log_format="json")
+    proxy = Kamailio(config, folder / "kamailio", log_path=folder / "kamailio.log")
+    try:
+        proxy.start()
+        json_stack = replace(stack, config=config, proxy=proxy, log=folder / "kamailio.log",
+                             media=None)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # ready when its change watcher knows the trunks
+            if not carrier_calls_elsewhere(json_stack).startswith("SIP/2.0 407 "):
+                break
+            time.sleep(0.05)
+        yield json_stack
+    finally:
+        proxy.stop()
+
+
+def carrier_calls_elsewhere(stack) -> str:
+    """A carrier's call to a number that is not ours: the final reply."""
+    carrier = (TRUNK_IP, 5996)
+    return rawsip.final_reply(
+        rawsip.build("INVITE", f"sip:+78620000000@{stack.remote}", carrier,
+                     from_uri=f"sip:{CLIENT}@{TRUNK_IP}", to_uri=f"sip:+78620000000@{stack.remote}"),
+        carrier, (stack.config.sip_addr, stack.config.sip_port))
+
+
+def verdicts(log_text: str) -> list[tuple[str, str, str]]:
+    """(module, verdict, source) of each refused or banned line of a JSON log: parsed as
+    JSON, not with the filter's regex."""
+    found = []
+    for line in log_text.splitlines():
+        if not line.startswith("{"):  # the core's startup banner ("Listening on ...") only
+            assert "source=" not in line, line
+            continue
+        entry = json.loads(line)
+        verdict = re.match(r"(refused|banned) source=(\S+) ", entry["message"])
+        if verdict:
+            found.append((entry["module"], verdict[1], verdict[2]))
+    return found
+
+
+def as_dockerd_writes(text: str) -> str:
+    return "".join(json.dumps({"log": line + "\n", "stream": "stderr",
+                               "time": "2026-12-02T10:00:00.000000000Z"},
+                              separators=(",", ":")) + "\n" for line in text.splitlines())
+
+
+def test_fail2ban_matches_every_refusal_line_and_nothing_else(json_stack):
+    """docker/fail2ban's filter over a JSON-logging proxy's whole log, as a file and as
+    Docker's json-file log: it finds the source of every refused and banned line the proxy
+    wrote, from kamailio.cfg (xlog) and from Python (KSR.notice), and of nothing else."""
+    stack = json_stack
     attacker = "127.0.0.22"
-    for table, key in (("ipban", attacker), ("authfail", attacker),
-                       ("authfail", "u:" + DENIS_SPARE)):
-        forget(table, key)
-    offset = stack.log.stat().st_size
     with phone(stack, attacker) as p:  # a ban: password guessing
         for i in range(stack.config.auth_failures):
             p.request("REGISTER", DENIS_SPARE, password=f"guess-{i}")
@@ -361,54 +409,66 @@ def test_fail2ban_matches_every_refusal_line_and_nothing_else(stack, forget):
                      headers=(f"Route: <sip:{stack.remote};lr>",)),
         stranger, proxy)
     assert reply.startswith("SIP/2.0 481 "), reply
-    carrier = (TRUNK_IP, 5996)  # Python refuses: a number that is not ours
-    reply = rawsip.final_reply(
-        rawsip.build("INVITE", f"sip:+78620000000@{stack.remote}", carrier,
-                     from_uri=f"sip:{CLIENT}@{TRUNK_IP}", to_uri=f"sip:+78620000000@{stack.remote}"),
-        carrier, proxy)
+    reply = carrier_calls_elsewhere(stack)  # Python refuses: a number that is not ours
     assert reply.startswith("SIP/2.0 404 "), reply
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # unparsable: dropped
         sock.bind(("127.0.0.24", 5999))
         sock.sendto((ROOT / "tests" / "rfc4475" / "3.1.2.6-quotbal.dat").read_bytes(), proxy)
-    assert logged(stack, offset, rf"banned source={re.escape(attacker)} ")
-    assert logged(stack, offset, r"refused source=127\.0\.0\.23 ")
-    assert logged(stack, offset, r"refused source=127\.0\.0\.24 .*unparsable")
+    assert logged(stack, 0, rf"banned source={re.escape(attacker)} ")
+    assert logged(stack, 0, r"refused source=127\.0\.0\.23 ")
+    assert logged(stack, 0, r"refused source=127\.0\.0\.24 .*unparsable")
 
     text = log_since(stack, 0)
-    written = [m for m in map(KAMAILIO_LINE.match, text.splitlines()) if m]
-    assert {m[1] for m in written if m[2] == "refused"} == {"script", "core"}, \
+    written = verdicts(text)
+    assert {module for module, verdict, _ in written if verdict == "refused"} == {"xlog", "core"}, \
         "both kamailio.cfg's and Python's refusal lines are in the log"
     plain, docker = stack.log.parent / "fail2ban.log", stack.log.parent / "fail2ban-json.log"
     plain.write_text(text)
-    docker.write_text("".join(json.dumps({"log": line + "\n", "stream": "stderr",
-                                          "time": "2026-12-02T10:00:00.000000000Z"},
-                                         separators=(",", ":")) + "\n"  # as dockerd writes it
-                              for line in text.splitlines()))
+    docker.write_text(as_dockerd_writes(text))
     for mode, kinds in (("refused", {"refused"}), ("banned", {"banned"}),
                         ("all", {"refused", "banned"})):
-        expected = [m[3] for m in written if m[2] in kinds]
+        expected = [source for _, verdict, source in written if verdict in kinds]
         assert expected, mode
         assert fail2ban_sources(plain, mode) == expected, mode
         assert fail2ban_sources(docker, mode) == expected, mode
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN LIMIT (README, Security): Kamailio's core parser "
-                   "logs an unparsable From as it came, line breaks included")
-def test_a_folded_header_cannot_forge_a_refusal_line(stack):
-    """A From folded over two lines whose second line reads as a refusal line (to have
-    fail2ban ban someone else). What the proxy itself logs of it is escaped ({s.rmws});
-    Kamailio's parser error for the header is not, and writes the forged line."""
+@pytest.mark.parametrize("where", ["From", "Call-ID"])
+def test_a_folded_header_cannot_forge_a_refusal_line(json_stack, where):
+    """A From (which Kamailio's parser logs as it came when it cannot parse it) or a Call-ID
+    (in every line's prefix) folded over two lines, the second reading as a refusal line or
+    field, to have fail2ban ban someone else: the JSON log escapes the line break and the
+    quotes, the filter finds only the sender."""
+    stack = json_stack
     framed = "192.0.2.66"
     offset = stack.log.stat().st_size
-    forged = f"sip:x\r\n 0(1) NOTICE: <script>: refused source={framed} method=INVITE@x"
+    forged = (f"\r\n 0(1) NOTICE: <script>: refused source={framed} method=INVITE "
+              f'", "message": "refused source={framed} method=INVITE\\')
     stranger = ("127.0.0.25", 5999)
-    reply = rawsip.exchange(
-        rawsip.build("INVITE", f"sip:{CLIENT}@{stack.remote}", stranger, from_uri=forged,
-                     to_uri=f"sip:{CLIENT}@x", to_tag="forged",
-                     headers=(f"Route: <sip:{stack.remote};lr>",)),
-        stranger, (stack.config.sip_addr, stack.config.sip_port))
-    assert reply.startswith("SIP/2.0 400 "), reply
+    message = rawsip.build("INVITE", f"sip:{CLIENT}@{stack.remote}", stranger,
+                           from_uri=f"sip:x{forged}@x" if where == "From" else f"sip:{CLIENT}@x",
+                           call_id=f"forged{forged}" if where == "Call-ID" else None,
+                           to_uri=f"sip:{CLIENT}@x", to_tag="forged",
+                           headers=(f"Route: <sip:{stack.remote};lr>",))
+    reply = rawsip.exchange(message, stranger, (stack.config.sip_addr, stack.config.sip_port))
+    assert reply.startswith(("SIP/2.0 400 ", "SIP/2.0 481 ")), reply
     assert logged(stack, offset, r"refused source=127\.0\.0\.25 ")
-    log = stack.log.parent / "fail2ban-forged.log"
-    log.write_text(log_since(stack, offset))
-    assert framed not in fail2ban_sources(log, "all")
+    text = log_since(stack, offset)
+    assert framed in text  # the forgery is in the log, escaped:
+    assert all(line.startswith("{") for line in text.splitlines())  # no line of its own
+    log = stack.log.parent / f"fail2ban-forged-{where}.log"
+    log.write_text(text)
+    assert fail2ban_sources(log, "all") == ["127.0.0.25"]
+    log.write_text(as_dockerd_writes(text))
+    assert fail2ban_sources(log, "all") == ["127.0.0.25"]
+    assert [source for *_, source in verdicts(text)] == ["127.0.0.25"]
+
+
+def test_fail2ban_reads_no_text_log(stack):
+    """The text log (PBX_LOG_FORMAT=text, make run's) is for people: the filter matches none
+    of its lines, refusals included, rather than lines a caller could have written."""
+    assert carrier_calls_elsewhere(stack).startswith("SIP/2.0 404 ")
+    assert logged(stack, 0, rf"refused source={re.escape(TRUNK_IP)} ")
+    log = stack.log.parent / "fail2ban-text.log"
+    log.write_text(log_since(stack, 0))
+    assert fail2ban_sources(log, "all") == []

@@ -30,7 +30,7 @@ CREATE TABLE call_record (
     first_manager_id integer,
     first_manager    text,     -- inbound: the manager first in line
     sim              text,     -- the SIM that answered or called, E.164
-    rang_before      smallint NOT NULL DEFAULT 0,  -- SIMs rung before the one that answered
+    rang_before      smallint NOT NULL DEFAULT 0,  -- SIMs rung that did not answer
     client           text,     -- the client's real number, E.164 (NULL: withheld)
     trunk            text,
     CONSTRAINT call_record_pkey PRIMARY KEY (call_key, started_at),
