@@ -26,7 +26,7 @@ from .directory import Directory
 from .masking import Masker
 from .phone import to_e164, uri_user
 from .plans import ruri
-from .records import Shipper, rec_field
+from .records import Shipper, control_socket, rec_field
 
 # What route_initial answers kamailio.cfg (never 0, which would end kamailio.cfg's route):
 DONE = 1  # Python replied, or there is nothing more to do
@@ -426,8 +426,7 @@ class Router:
         try:
             if self._shipper is None:
                 c = self.config
-                self._shipper = Shipper(Path(c.records_dir), c.database_dsn,
-                                        ctl=Path(c.state_dir) / "kamailio" / "kamailio_ctl",
+                self._shipper = Shipper(Path(c.records_dir), c.database_dsn, ctl=control_socket(),
                                         log=lambda text: self.ksr.notice(text + "\n"))
             self._shipper.ship()
         except Exception as exc:  # the next second tries again; records stay in the spool

@@ -175,24 +175,42 @@ class Spool:
         temporary.write_text(json.dumps(self.offsets))
         os.replace(temporary, self.state)
 
-    def tidy(self, rotate) -> None:
-        """Rename a live file grown past ROTATE_BYTES (then rotate() makes Kamailio reopen
-        its files); remove renamed files that are shipped whole and idle."""
-        now, live = time.time(), set()
+    def tidy(self, rotate, log=print) -> None:
+        """Rename a live file grown past ROTATE_BYTES, then rotate() makes Kamailio reopen
+        its files (each process at its next write); if it could not, the file gets its name
+        back, for a renamed file that Kamailio still wrote to would later be removed with
+        the records it took meanwhile. Remove renamed files that are shipped whole and idle."""
+        now = time.time()
         for path, _table, st in self.files():
             inode = str(st.st_ino)
             shipped = self.offsets.get(inode, 0) >= st.st_size
             if path.name.endswith(".log"):
-                live.add(inode)
                 if st.st_size >= ROTATE_BYTES and shipped:
-                    path.rename(path.with_name(f"{path.name}.{int(now)}"))
-                    rotate()
+                    renamed = path.with_name(f"{path.name}.{int(now)}")
+                    path.rename(renamed)
+                    if not rotate():
+                        renamed.rename(path)  # nothing new was opened under the name: kept
+                        log(f"call record spool not rotated (flatstore.rotate failed): "
+                            f"{path.name} keeps growing")
             elif shipped and now - st.st_mtime > IDLE_S:
                 path.unlink()
                 self.offsets.pop(inode, None)
         present = {str(st.st_ino) for _, _, st in self.files()}
         for inode in [i for i in self.offsets if i not in present]:
             del self.offsets[inode]
+
+
+def control_socket(cmdline: bytes | None = None) -> Path:
+    """Kamailio's RPC socket (the ctl module's default, kamailio_ctl in the runtime folder
+    given by -Y), read from the command line of the Kamailio process this runs in."""
+    if cmdline is None:
+        cmdline = Path("/proc/self/cmdline").read_bytes()
+    args = cmdline.split(b"\0")
+    run_dir = "/run/kamailio"  # Kamailio's default runtime folder
+    for flag, value in zip(args, args[1:]):
+        if flag == b"-Y":
+            run_dir = value.decode()
+    return Path(run_dir) / "kamailio_ctl"
 
 
 class Shipper:
@@ -238,7 +256,7 @@ class Shipper:
                         execute_values(cur, INSERT, records, page_size=BATCH)
                 self.spool.commit(advanced)
                 total += len(records)
-            self.spool.tidy(self._rotate)
+            self.spool.tidy(self._rotate, self.log)
         except psycopg2.Error as exc:
             self._retry_at = time.monotonic() + 1.0
             if self._conn is not None:
@@ -256,7 +274,13 @@ class Shipper:
         self.shipped += total
         return total
 
-    def _rotate(self) -> None:
-        if self.ctl is not None:
-            subprocess.run(["kamcmd", "-s", f"unix:{self.ctl}", "flatstore.rotate"],
-                           capture_output=True, timeout=10)
+    def _rotate(self) -> bool:
+        """flatstore.rotate over Kamailio's RPC socket: whether Kamailio took it."""
+        if self.ctl is None:
+            return False
+        try:
+            done = subprocess.run(["kamcmd", "-s", f"unix:{self.ctl}", "flatstore.rotate"],
+                                  capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0

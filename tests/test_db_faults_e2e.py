@@ -50,8 +50,8 @@ def warm_every_worker(stack, sipp) -> None:
             ivan.succeeded(60)
             time.sleep(1.1)
         after = worker_activity(stack)
-        if len(after) >= stack.config.children and all(
-                after[pid] > before.get(pid, 0) for pid in after):
+        # every UDP worker (TCP workers publish too once a TCP test ran: they route none of these)
+        if sum(after[pid] > before.get(pid, 0) for pid in after) >= stack.config.children:
             return
     pytest.fail(f"not every worker routed a warm-up call: {worker_activity(stack)}")
 

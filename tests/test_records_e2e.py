@@ -186,3 +186,30 @@ def test_no_record_is_lost_or_doubled_while_the_database_is_away(stack, sipp, re
     # most of them ended while the database was away: they waited in the spool
     during = [r for r in rows if away + 0.5 < r["ended_at"].timestamp() < back - 0.5]
     assert len(during) >= 50, (away, back, [r["ended_at"] for r in rows])
+
+
+def test_a_rotated_spool_loses_and_doubles_nothing(stack, sipp, register):
+    """The rotation the shipper does past 16 MB (kemi/records.py Spool.tidy), by hand: the
+    live files renamed, then flatstore.rotate; Kamailio's next records go to new files, the
+    renamed ones are shipped to their end, every call once."""
+    register(IVAN, SIM_A)
+    since = time.time()
+    sim = answering_sim(sipp, SIM_A)
+    call_from_trunk(sipp, SOCHI_DID).run()
+    sim.succeeded()
+    records(stack, since, 1)
+    folder = Path(stack.config.records_dir)
+    live = sorted(p for p in folder.glob("cdr_*.log") if p.stat().st_size)
+    renamed = {path.with_name(path.name + ".1"): path.stat().st_size for path in live}
+    for path in live:
+        path.rename(path.with_name(path.name + ".1"))
+    stack.proxy.rpc("flatstore.rotate")
+    sim = answering_sim(sipp, SIM_A)
+    call_from_trunk(sipp, SOCHI_DID).run()
+    sim.succeeded()
+    rows = records(stack, since, 2)
+    assert len({r["call_key"] for r in rows}) == 2
+    # the second call's record is in a file Kamailio opened anew, under the live name
+    assert {p: p.stat().st_size for p in renamed if p.exists()} == \
+        {p: size for p, size in renamed.items() if p.exists()}, "no renamed file grew"
+    assert any(p.stat().st_size for p in folder.glob("cdr_*.log")), sorted(folder.iterdir())

@@ -112,3 +112,27 @@ def test_a_call_reaches_a_sim_on_the_tls_connection_it_registered_on(stack, sipp
             caller.succeeded()
         finally:
             stack.proxy.rpc("ul.rm", "location", "s:" + IVAN)
+
+
+def test_a_sim_that_cannot_be_reached_is_skipped_for_the_next(stack, sipp, register):
+    """Ivan, first in line, registered on a TCP connection that is gone (a phone that lost
+    its network): sending to him fails (tm's local 477), hunting goes on to Boris without
+    waiting for Ivan's no-answer timer, and the client never hears a 477."""
+    with phone(stack, "tcp", SIM_IP) as p:
+        assert p.request("REGISTER", IVAN, password=demo_password(IVAN))[0] == "SIP/2.0 200 OK"
+    offset = stack.log.stat().st_size
+    try:
+        register(BORIS, 5202)
+        boris = sipp("inbound_call", "sim_uas.xml", local_ip=SIM_IP, local_port=5202).start()
+        started = time.monotonic()
+        sipp("inbound_call", "trunk_uac.xml", local_ip=TRUNK_IP,  # expects 180, 200: no 477
+             keys={"called": SOCHI_NUMBER, "caller": CLIENT}).run()
+        boris.succeeded()
+        elapsed = time.monotonic() - started
+    finally:
+        stack.proxy.rpc("ul.rm", "location", "s:" + IVAN)
+    log = stack.log.read_text(errors="replace")[offset:]
+    failed = re.search(r"sending request on branch \d+ failed", log)
+    assert failed, "Ivan was tried, and sending to him failed"
+    assert f"ringing sim={BORIS}" in log[failed.end():], "then Boris rang"
+    print(f"call answered by the second SIM {elapsed:.2f} s after the INVITE (talk included)")
