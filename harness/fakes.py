@@ -113,7 +113,7 @@ class FakeDb:
         return self.window
 
     def sticky_relations(self, days, clients=None):
-        self._ask("sticky_relations")
+        self._ask("sticky_relations" if clients is None else "sticky_relations_changed")
         return [r for r in self.relations if clients is None or r[0] in clients]
 
 

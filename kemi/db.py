@@ -245,8 +245,10 @@ class Database:
     def sticky_relations(self, days: int, clients=None) -> list[tuple]:
         """(client, company, manager, answered epoch s) answered within `days`: every
         relation, or those of the named clients."""
-        return self.query_tuples("sticky_relations", timeout_ms=self.SNAPSHOT_TIMEOUT_MS,
-                                 days=days, clients=None if clients is None else list(clients))[1]
+        if clients is None:
+            return self.query_tuples("sticky_relations", timeout_ms=self.SNAPSHOT_TIMEOUT_MS,
+                                     days=days)[1]
+        return self.query_tuples("sticky_relations_changed", days=days, clients=list(clients))[1]
 
     def query(self, name: str, timeout_ms: int | None = None, **params) -> list[dict]:
         """Rows of the named query in sql/queries/, as dicts, within timeout_ms (default

@@ -147,7 +147,7 @@ def test_a_notified_client_is_reloaded_alone_and_remembered_decisions_stay():
     db.pending.append(f"sticky_relation client={CLIENT}")
     d._next_check = 0
     d.refresh()
-    assert db.asked == ["sticky_relations"]  # no SIM, DID or window query
+    assert db.asked == ["sticky_relations_changed"]  # no SIM, DID or window query
     assert d.relations.get(KUBAN, CLIENT) == (2, int(NOW - 5))
     assert d.plans_changed == plans_before  # remembered decisions of others still hold
 

@@ -215,7 +215,7 @@ def test_a_worker_learns_a_new_relation_within_a_second_querying_that_client_onl
     fact = d.sticky(company(dsn), CLIENT)
     assert fact.manager_id == boris and fact.sims == (BORIS_SIM,) and fact.manager_active
     assert abs(fact.answered_at - (NOW - timedelta(seconds=55)).timestamp()) < 1
-    assert set(d.db.asked) == {"sticky_relations"}  # no SIM, DID nor window reloaded
+    assert set(d.db.asked) == {"sticky_relations_changed"}  # no SIM, DID nor window
     assert d.plans_changed == plans and d.sim(IVAN_SIM) is ivan_sim
     # a deactivated manager: the fact says so (and the core ignores him)
     sql(dsn, "UPDATE manager SET active = false WHERE name = 'Boris'")

@@ -35,7 +35,8 @@ CREATE TABLE sticky_relation (
     client      text NOT NULL CONSTRAINT sticky_relation_client_e164 CHECK (is_e164(client)),
     manager_id  integer NOT NULL,
     answered_at timestamptz NOT NULL,
-    CONSTRAINT sticky_relation_pkey PRIMARY KEY (company_id, client)
+    -- client first: a notification names clients, and a worker reloads those
+    CONSTRAINT sticky_relation_pkey PRIMARY KEY (client, company_id)
 );
 -- Workers load the relations answered within the longest window.
 CREATE INDEX sticky_relation_answered ON sticky_relation (answered_at);
