@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, replace
 
 from kemi.db import Changes, DatabaseUnavailable
 from kemi.decision import (NO_CREDENTIALS, EMERGENCY_NUMBERS, Facts, Request, Verified,
-                           numbers_to_look_up)
+                           numbers_to_look_up, sticky_to_look_up)
+from kemi.phone import to_e164
 from kemi.directory import Directory
 from kemi.model import DidRoute, Sim, Trunk
 
@@ -63,6 +64,8 @@ class FakeDb:
     all_trunks: tuple = ()
     all_sims: list = field(default_factory=list)
     dids: dict = field(default_factory=dict)
+    relations: list = field(default_factory=list)  # (client, company, manager, answered)
+    window: int = 30  # the longest sticky window, days
     down: bool = False
     pending: list = field(default_factory=list)  # payloads notified since the last look
     asked: list = field(default_factory=list)
@@ -105,17 +108,26 @@ class FakeDb:
         self._ask("did_route")
         return self.dids.get(number)
 
+    def sticky_window(self):
+        self._ask("sticky_window")
+        return self.window
+
+    def sticky_relations(self, days, clients=None):
+        self._ask("sticky_relations" if clients is None else "sticky_relations_changed")
+        return [r for r in self.relations if clients is None or r[0] in clients]
+
 
 def demo_directory(**changes) -> Directory:
     trunks, sims, dids = demo_records()
-    db = FakeDb(changes.get("trunks", trunks), changes.get("sims", sims), changes.get("dids", dids))
+    db = FakeDb(changes.get("trunks", trunks), changes.get("sims", sims), changes.get("dids", dids),
+                changes.get("relations", []))
     directory = Directory(db, ttl=60, size=100, realm="pbx.local")
     directory.refresh()
     return directory
 
 
 def facts(directory: Directory, req: Request, sim_username: str | None = None,
-          masker=None) -> Facts:
+          masker=None, now: float = 0.0) -> Facts:
     """The facts of a request as the adapter gathers them; sim_username: authenticated."""
     trunk = directory.trunk_for_source(req.source_ip)
     auth = None
@@ -125,7 +137,10 @@ def facts(directory: Directory, req: Request, sim_username: str | None = None,
     numbers = {n: directory.number(n) for n in numbers_to_look_up(req, trunk, "RU", plan, masker)}
     emergency = (directory.emergency(plan) if plan is not None
                  and req.ruri_user in EMERGENCY_NUMBERS else None)
-    return Facts(trunk, auth, numbers, emergency, masker)
+    client = to_e164(req.from_user, "RU")
+    sticky = {c: directory.sticky(c, client) for c in sticky_to_look_up(req, numbers)} \
+        if trunk is not None else {}
+    return Facts(trunk, auth, numbers, emergency, masker, sticky, now)
 
 
 def with_trunks(directory: Directory, trunks) -> Directory:

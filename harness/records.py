@@ -17,7 +17,8 @@ _ROW, _, _CONFLICT = _REST.partition("ON CONFLICT")
 STATEMENT = f"{_HEAD}VALUES %s ON CONFLICT{_CONFLICT}"
 TEMPLATE = _ROW.strip()
 
-DEFAULTS = {c: None for c in COLUMNS} | {"duration_s": 0, "sip_reason": "", "rang_before": 0}
+DEFAULTS = {c: None for c in COLUMNS} | {"duration_s": 0, "sip_reason": "", "rang_before": 0,
+                                              "sticky": False}
 
 
 def record(**fields) -> dict:

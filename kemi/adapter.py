@@ -20,7 +20,7 @@ from .decision import (AUTH_FAILED, AUTHENTICATE_TO_TRUNK, CHALLENGE, DATABASE_D
                        STALE, TRY_NEXT_TRUNK,
                        CallOut, Facts, Reply, Request, Ring, Verified, after_trunk_failure,
                        answers_indialog_challenge, auth_verdict, carries, decide,
-                       first_reachable, numbers_to_look_up)
+                       first_reachable, numbers_to_look_up, sticky_to_look_up)
 from .db import DatabaseError
 from .directory import Directory
 from .masking import Masker
@@ -77,6 +77,7 @@ SIM_ACTIVE, SIM_INACTIVE, MANAGER_INACTIVE = "0", "1", "2"
 NULL, SEPARATOR, ESCAPED = "<null>", "|", "%7C"
 EGRESS_OUT, EGRESS_EMERGENCY = "o", "e"
 MASKED = "1"  # a plan field: the SIM's side of the call is masked
+STICKY = "1"  # a record field: the first SIM rang because the client was sticky to it
 # The call's direction for the metrics (kamailio.cfg pbx_calls_total): a plan field too.
 INBOUND, OUTBOUND, INTERNAL, EMERGENCY = "inbound", "outbound", "internal", "emergency"
 ANONYMOUS_DISPLAY, ANONYMOUS_URI = '"Anonymous"', "sip:anonymous@anonymous.invalid"
@@ -121,7 +122,7 @@ class Router:
         # its Python cold between calls (caches flushed by everything else the machine
         # does): a first decide costs ~40 us there, a repeated one almost nothing.
         self._decided: dict[str, object] = {}
-        self._decided_at = -1  # the directory's changes_applied they were made under
+        self._decided_at = -1  # the directory's plans_changed they were made under
         self._frozen_at = 0
         self._region = config.region
         self._realm = config.realm
@@ -153,18 +154,18 @@ class Router:
             if self._clock() >= self._stats_due:
                 self._publish_stats()
                 self._load_keys()
-            if d.changes_applied != self._decided_at or len(self._decided) >= MEMO_SIZE:
+            if d.plans_changed != self._decided_at or len(self._decided) >= MEMO_SIZE:
                 self._decided.clear()
-                self._decided_at = d.changes_applied
+                self._decided_at = d.plans_changed
                 if d.full_loads != self._frozen_at:
                     # Every plan just loaded lives until the next full load: out of the
                     # garbage collector's sight, full collections stop walking 100,000 SIMs.
                     self._frozen_at = d.full_loads
                     gc.freeze()
             known = self._decided.get(fields)
-            if known is not None:
+            if known is not None and not _has_relation(d, known[3]):
                 d.hits += 1  # routed from cache: the metric counts remembered decisions too
-                return self._apply(*known, fields)
+                return self._apply(*known[:3], fields)
             req, auth_user, verified = parse_request(fields)
             trunk = d.trunk_for_source(req.source_ip)
             auth = None if trunk is not None else self._authenticate(auth_user, verified)
@@ -173,12 +174,21 @@ class Router:
                                                                    self.masker)}
             emergency = (d.emergency(sim) if sim is not None
                          and req.ruri_user in EMERGENCY_NUMBERS else None)
-            decision = decide(req, Facts(trunk, auth, numbers, emergency, self.masker),
-                              self._region)
-            if isinstance(decision, (Ring, CallOut)) and (trunk is not None or verified):
+            sticky, probe = {}, ()
+            if trunk is not None:
+                companies = sticky_to_look_up(req, numbers, self._region)
+                if companies:
+                    client = to_e164(req.from_user, self._region)
+                    sticky = {c: d.sticky(c, client) for c in companies}
+                    probe = tuple((c, client) for c in companies)
+            decision = decide(req, Facts(trunk, auth, numbers, emergency, self.masker, sticky,
+                                         self._clock()), self._region)
+            if isinstance(decision, (Ring, CallOut)) and (trunk is not None or verified) \
+                    and not any(sticky.values()):
                 # Relayed decisions only: refusals are logged, and a digest Python checked
-                # itself is checked on every request.
-                self._decided[fields] = (req, decision, auth)
+                # itself is checked on every request. A caller with a sticky relation is
+                # decided afresh (its window ends); one without is, once a relation appears.
+                self._decided[fields] = (req, decision, auth, probe)
             return self._apply(req, decision, auth, fields)
         except DatabaseError as exc:
             # Data needed here was never cached and the database cannot answer. No
@@ -347,7 +357,8 @@ class Router:
                 f"sip:{_clean(decision.pai)}@{realm}" if decision.pai else "", rest,
                 MASKED if decision.masked else "",
                 INTERNAL if decision.via == "sim" else INBOUND, decision.where,
-                rec_field(decision.did, decision.client, decision.via, sim), sim)))
+                rec_field(decision.did, decision.client, decision.via, sim,
+                          STICKY if sim in decision.sticky else ""), sim)))
             return RELAY_TO_SIM
         if isinstance(decision, CallOut):
             return self._call_out(auth.plan.username, decision, auth.plan.sim.caller_id)
@@ -519,6 +530,11 @@ class Router:
                 ksr.sl.send_reply(500, "Server Internal Error")
         except Exception:
             pass
+
+
+def _has_relation(directory: Directory, probe) -> bool:
+    """Whether a remembered decision's caller has a sticky relation now (it had none)."""
+    return any(directory.relations.get(company, client) is not None for company, client in probe)
 
 
 def _sim_entry(plan) -> str:

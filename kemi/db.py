@@ -238,6 +238,18 @@ class Database:
             return self.query_tuples("did_index", timeout_ms=self.SNAPSHOT_TIMEOUT_MS)[1]
         return self.query_tuples("did_index_changed", numbers=list(numbers))[1]
 
+    def sticky_window(self) -> int:
+        """The longest sticky window in use, in days (0: sticky routing off everywhere)."""
+        return int(self.query_tuples("sticky_window")[1][0][0])
+
+    def sticky_relations(self, days: int, clients=None) -> list[tuple]:
+        """(client, company, manager, answered epoch s) answered within `days`: every
+        relation, or those of the named clients."""
+        if clients is None:
+            return self.query_tuples("sticky_relations", timeout_ms=self.SNAPSHOT_TIMEOUT_MS,
+                                     days=days)[1]
+        return self.query_tuples("sticky_relations_changed", days=days, clients=list(clients))[1]
+
     def query(self, name: str, timeout_ms: int | None = None, **params) -> list[dict]:
         """Rows of the named query in sql/queries/, as dicts, within timeout_ms (default
         the connection's). On timeout the connection is dropped, which ends the query."""

@@ -7,6 +7,7 @@ source            | called number                     | decision
 ------------------|-----------------------------------|-------------------------------------------
 trusted trunk     | REGISTER                          | 403 Carriers Do Not Register
 trusted trunk     | a DID                             | ring the district's managers in order
+trusted trunk     | a DID, a client's sticky manager  | his SIMs first, then the district's order
 trusted trunk     | a corporate SIM's number          | ring that SIM
 trusted trunk     | a DID of a masked district        | the same, the caller shown as a token
 trusted trunk     | anything else (a token too)       | 404 Number Dialed Incorrectly
@@ -65,6 +66,17 @@ class Number(NamedTuple):
 NOT_OURS = Number()
 
 
+class Sticky(NamedTuple):
+    """A client's relation with a company (adapter: Directory.sticky): the manager of the
+    client's last answered call, when, and what the routing data says of that manager now."""
+
+    manager_id: int
+    answered_at: float  # epoch seconds
+    sims: tuple[str, ...]  # the manager's active SIMs, in hunting order
+    manager_active: bool = True
+    company_id: int | None = None  # the manager's company now (None: no SIM left to say)
+
+
 # Authentication facts, for sources that are not trunks.
 class Verified(NamedTuple):
     plan: SimPlan
@@ -79,6 +91,8 @@ class Facts(NamedTuple):
     numbers: dict = {}  # E.164 -> Number, for numbers_to_look_up()
     emergency: Egress | None = None  # the authenticated SIM's emergency egress, when dialled
     masker: Masker | None = None  # the masking keys' tokens (None: no keys configured)
+    sticky: dict = {}  # company id -> Sticky | None, for sticky_to_look_up()
+    now: float = 0.0  # epoch seconds: the sticky window's end
 
 
 # -- decisions -------------------------------------------------------------------------------
@@ -112,6 +126,7 @@ class Ring(NamedTuple):
     where: str = ""  # the district rung, as the metrics name it
     did: str = ""  # the number dialled (E.164), for the call's record
     client: str = ""  # the caller's real number (E.164; "" when not a number), for the record
+    sticky: tuple[str, ...] = ()  # the SIMs put first by the client's sticky manager
 
 
 class CallOut(NamedTuple):
@@ -183,6 +198,19 @@ def dialled_number(dialled: str | None, sim: SimPlan | None, masker: Masker | No
     return masker.unmask(token, sim.sim.company_id), True
 
 
+def sticky_to_look_up(req: Request, numbers: dict, region: str = "RU") -> tuple[int, ...]:
+    """The companies whose relation with the caller decides this request (Facts.sticky):
+    those of the DIDs called that ring with sticky routing on, when the caller is a number."""
+    found = ()
+    for known in numbers.values():
+        did = known.did
+        if isinstance(did, DidPlan) and did.sticky_days and did.company_id not in found:
+            found += (did.company_id,)
+    if found and to_e164(req.from_user, region) is None:
+        return ()
+    return found
+
+
 def decide(req: Request, facts: Facts, region: str = "RU"):
     """Reply | Challenge | AuthFailed | Register | Ring | CallOut for an initial request."""
     if facts.trunk is not None:
@@ -217,8 +245,11 @@ def _from_trunk(req: Request, facts: Facts, region: str):
         did = known.did
         if did is not None and did.active:
             mask = did.company_id if did.masked else None
-            return _ring(req, did.targets, did.display, facts.trunk.name, region, mask,
-                         facts.masker, did.where, number)
+            first, _why = sticky_first(did, facts.sticky.get(did.company_id), facts.now)
+            targets = first + tuple(t for t in did.targets if t not in first) if first \
+                else did.targets
+            return _ring(req, targets, did.display, facts.trunk.name, region, mask,
+                         facts.masker, did.where, number, first)
         sim = known.sim
         if sim is not None and sim.refusal is None:
             mask = sim.sim.company_id if sim.sim.mask_numbers else None
@@ -228,11 +259,38 @@ def _from_trunk(req: Request, facts: Facts, region: str):
 
 
 ANONYMOUS = "anonymous"
+DAY_S = 86400
+STICKY_APPLIES = "the client's last answered call was with this manager"
+
+
+def sticky_first(did: DidPlan, sticky: Sticky | None, now: float) -> tuple[tuple[str, ...], str]:
+    """Sticky manager: a client whose last answered call with the company (either
+    direction) was with a manager, within the district's window, rings that manager's
+    active SIMs first; then the district's order without them. Not when sticky routing is
+    off there, the call is older than the window, or the manager is inactive, no longer in
+    a district of the company, or has no active SIM: then the normal order (and a SIM not
+    registered is skipped by hunting, first_reachable). Nor when the manager rings first
+    anyway: the order owes him nothing. The SIMs put first (() when none), and why."""
+    if not did.sticky_days:
+        return (), "sticky routing is off for this district"
+    if sticky is None:
+        return (), "no answered call of this client with a manager of the company on record"
+    if now - sticky.answered_at > did.sticky_days * DAY_S:
+        return (), f"the last answered call is older than the {did.sticky_days}-day window"
+    if not sticky.manager_active:
+        return (), "the manager of the last answered call is inactive"
+    if sticky.company_id is not None and sticky.company_id != did.company_id:
+        return (), "the manager of the last answered call is no longer in a district of the company"
+    if not sticky.sims:
+        return (), "the manager of the last answered call has no active SIM"
+    if did.targets[:len(sticky.sims)] == sticky.sims:
+        return (), "the manager of the last answered call rings first anyway"
+    return sticky.sims, STICKY_APPLIES
 
 
 def _ring(req: Request, targets: tuple[str, ...], display: str, via: str, region: str,
           mask: int | None = None, masker: Masker | None = None, where: str = "",
-          did: str = ""):
+          did: str = "", sticky: tuple[str, ...] = ()):
     if not targets:
         return NOBODY_REACHABLE
     # The manager must be able to call back: show the number in E.164; anonymous and
@@ -241,17 +299,18 @@ def _ring(req: Request, targets: tuple[str, ...], display: str, via: str, region
     pai = (to_e164(req.pai_user, region) or req.pai_user) if req.pai_user else None
     if mask is None:
         return Ring(targets=targets, caller=caller or req.from_user or ANONYMOUS,
-                    display=display, pai=pai, via=via, where=where, did=did, client=caller or "")
+                    display=display, pai=pai, via=via, where=where, did=did, client=caller or "",
+                    sticky=sticky)
     # Masked: the SIM sees tokens of the company's, or nobody. What is not a number, or
     # asked for privacy, is shown as anonymous, never as it came; without keys (the proxy
     # refuses to start so: kemi/handler.py) nobody either: the call rings, nothing leaks.
     token = _token(caller, mask, masker)
     if token is None or wants_privacy(req.privacy):
         return Ring(targets, ANONYMOUS, display, None, via, masked=True, where=where, did=did,
-                    client=caller or "")
+                    client=caller or "", sticky=sticky)
     pai_token = _token(to_e164(req.pai_user, region), mask, masker) if req.pai_user else None
     return Ring(targets, token, display, pai_token, via, masked=True, where=where, did=did,
-                client=caller or "")
+                client=caller or "", sticky=sticky)
 
 
 def _token(number: str | None, company_id: int, masker: Masker | None) -> str | None:

@@ -7,7 +7,9 @@ core's explicit UNAVAILABLE fact.
   district, company and caller ID so that a notification reloads only the SIMs it touches;
 - DIDs: which numbers are ours and whose (two sorted arrays, 12 bytes a DID, so that no
   call to a number not ours asks the database), and the inbound plans of the DIDs called,
-  in a bounded LRU cache (cachetools), read on first use.
+  in a bounded LRU cache (cachetools), read on first use;
+- sticky relations (kemi/relations.py): every client's last answered manager per company,
+  answered within the longest window in use, loaded whole once and then by client.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ from typing import Callable
 from cachetools import LRUCache
 
 from .db import Changes, Database, DatabaseError
-from .decision import NOT_OURS, UNAVAILABLE, Number, check_sim
+from .decision import NOT_OURS, UNAVAILABLE, Number, Sticky, check_sim
 from .model import DidPlan, Egress, SimPlan, Trunk
 from .plans import EgressCache, did_plan, emergency_egress, sim_plan
+from .relations import Relations
 
 SIM_KINDS = {"sim": "sims", "manager": "managers", "district": "districts",
              "company": "companies", "did": "numbers"}
 SIM_TABLES = frozenset({"sim", "manager", "district", "company", "did"})
+RELATIONS_TABLE = "sticky_relation"  # its notifications name clients (migration 007)
 
 
 class _Entry:
@@ -54,12 +58,15 @@ class Directory:
         self._by: dict[str, dict] = {k: {} for k in ("manager", "district", "company", "caller_id")}
         self._did_numbers, self._did_companies = array("q"), array("i")
         self._dids = LRUCache(maxsize=size)
+        self.relations = Relations()
+        self.sticky_days = 0  # the window the relations were loaded for
         self.loaded = False  # every snapshot loaded once
         self._pending = Changes(everything=True)  # what is still to be applied
         self._next_check = 0.0
         self._serving_stale = False
         self.hits = self.misses = self.stale_serves = 0
         self.changes_applied = 0
+        self.plans_changed = 0  # changes other than sticky relations (remembered decisions)
         self.full_loads = 0  # every snapshot reloaded whole
         # What changed since the change watcher last published (take_changes): tracked only
         # in the watcher's process, where `watching` is set.
@@ -86,9 +93,12 @@ class Directory:
                 self._merge(table, kinds)
         if self._pending:
             try:
+                relations_only = set(self._pending.tables) == {RELATIONS_TABLE}
                 self._apply(self._pending)
                 self._pending = Changes()
                 self.changes_applied += 1
+                if not relations_only:
+                    self.plans_changed += 1
                 self._database_back()
             except DatabaseError as exc:
                 self._database_gone(exc)
@@ -111,10 +121,13 @@ class Directory:
             self._set_all_sims(sims)
             self._set_did_index(index)
             self._dids.clear()
+            self._load_relations()
             self.loaded = True
             self.full_loads += 1
             return
         tables = changes.tables
+        if RELATIONS_TABLE in tables or "company" in tables or "district" in tables:
+            self._update_relations(tables, changes.keys("client"))
         if "trunk" in tables:
             self._set_trunks(self.db.trunks())
             self._rebuild_sim_plans()  # every egress may have changed
@@ -316,6 +329,36 @@ class Directory:
         except DatabaseError:
             did = UNAVAILABLE
         return Number(did_company=company, did=did, sim=sim)
+
+    # -- sticky relations ---------------------------------------------------------------------
+
+    def _load_relations(self) -> None:
+        days = self.db.sticky_window()
+        self.relations = Relations(self.db.sticky_relations(days) if days else ())
+        self.sticky_days = days
+
+    def _update_relations(self, tables, clients: set[str]) -> None:
+        """A longer window (a setting changed) or a bulk change: reload whole; else only
+        the clients notified."""
+        window = self.db.sticky_window() if "company" in tables or "district" in tables \
+            else self.sticky_days
+        if window > self.sticky_days or tables.get(RELATIONS_TABLE, {}) is None:
+            self._load_relations()
+        elif clients and self.sticky_days:
+            self.relations.replace(clients, self.db.sticky_relations(self.sticky_days, clients))
+
+    def sticky(self, company_id: int, client: str) -> Sticky | None:
+        """The client's relation with the company, and its manager as the plans say now."""
+        found = self.relations.get(company_id, client)
+        if found is None:
+            return None
+        manager_id, answered = found
+        plans = [self.sims[u] for u in sorted(self._by["manager"].get(manager_id, ()))]
+        if not plans:
+            return Sticky(manager_id, answered, ())
+        first = plans[0].sim
+        return Sticky(manager_id, answered, tuple(p.username for p in plans if p.sim.sim_active),
+                      first.manager_active, first.company_id)
 
     # -- the database's state, said once ------------------------------------------------------
 

@@ -62,6 +62,7 @@ class DidRoute(NamedTuple):
     hunt: tuple[str, ...]  # SIM usernames in hunting order
     mask_numbers: bool = False  # the SIMs see a client's number as a token
     company_name: str = ""
+    sticky_days: int = 0  # the sticky window (0: sticky routing off here)
 
 
 # -- plans: what a call applies, prepared when the data arrives --------------------------------
@@ -111,3 +112,4 @@ class DidPlan(NamedTuple):
     targets: tuple[str, ...]
     masked: bool = False  # the SIMs see the caller as a token of the company's
     where: str = ""  # the district as the metrics name it ("company/district")
+    sticky_days: int = 0  # the sticky window (0: sticky routing off here)

@@ -88,7 +88,7 @@ def allowed_classes(international: bool, premium_rate: bool, kazakhstan: bool) -
 def did_plan(route: DidRoute) -> DidPlan:
     return DidPlan(route.number, route.company_id, route.district_id, route.district_active,
                    quoted(route.district_name), route.hunt, route.mask_numbers,
-                   district_label(route.company_name, route.district_name))
+                   district_label(route.company_name, route.district_name), route.sticky_days)
 
 
 @functools.lru_cache(maxsize=65536)

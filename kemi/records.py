@@ -14,8 +14,9 @@ as %7C by db_flatstore):
   cdr_*.log      start_time|end_time|duration|key|t0|ta|te|dir|outcome|status|reason|rec|sim|rang|trunk
   attempt_*.log  method|from_tag|to_tag|callid|sip_code|sip_reason|time|rec
 `rec` is what the routing decision knew, tab-separated and percent-quoted: for a call,
-did, client, trunk, first SIM (plans, kemi/adapter.py); for an attempt refused before
-anything rang, t0, outcome, direction, then the same four.
+did, client, trunk, first SIM, and "1" when that SIM rang first because the client was
+sticky to its manager (plans, kemi/adapter.py); for an attempt refused before anything
+rang, t0, outcome, direction, then did, client, trunk, SIM.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Record(NamedTuple):
     client: str | None
     trunk: str | None
     rang_before: int
+    sticky: bool = False  # the first SIM rang through the client's sticky manager
 
 
 def _when(seconds: str | float) -> datetime:
@@ -86,7 +88,7 @@ def parse_cdr(line: str) -> Record:
     is the talk time of an answered call)."""
     (_start, _end, duration, key, t0, ta, te, direction, outcome, status, reason, rec, sim,
      rang, trunk) = [_column(v) for v in line.split("|")]
-    did, client, first_trunk, first_sim = _unrec(rec, 4)
+    did, client, first_trunk, first_sim, sticky = _unrec(rec, 5)
     started = float(t0)
     answered = float(ta) if ta else None
     outcome = "answered" if answered is not None else OUTCOMES.get(outcome, "carrier_failure")
@@ -101,7 +103,7 @@ def parse_cdr(line: str) -> Record:
         sip_reason="OK" if answered is not None else reason,
         did=did, sim=(sim or first_sim) if answered is not None or not inbound else None,
         first_sim=first_sim, client=client, trunk=trunk or first_trunk,
-        rang_before=int(rang or 0))
+        rang_before=int(rang or 0), sticky=sticky == "1" and direction == "inbound")
 
 
 def parse_attempt(line: str) -> Record:

@@ -47,8 +47,9 @@ def test_inbound_call_rings_the_first_registered_sim_with_the_plan_for_kamailio_
     assert plan(ksr) == ['"Sochi"', "sip:+79891234567@pbx.local",
                          "sip:+79891234567@pbx.local", BORIS, "",  # "": not masked
                          "inbound", "Kuban Realty/Sochi",  # for the metrics
-                         # for the record: DID, client, trunk, the SIM rung (kemi/records.py)
-                         f"+78622550101\t+79891234567\tkuban-telecom\t{IVAN}", IVAN]
+                         # for the record: DID, client, trunk, the SIM rung, "" not sticky
+                         # (kemi/records.py)
+                         f"+78622550101\t+79891234567\tkuban-telecom\t{IVAN}\t", IVAN]
     assert ksr.called("registrar.lookup_uri") == [("location", f"sip:{IVAN}@pbx.local")]
     assert ksr.called("xhttp_prom.counter_inc_l2") == []  # calls are counted by kamailio.cfg
     # From, PAI, failure route, timers, dialog, record-routing and the relay are

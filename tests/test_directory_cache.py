@@ -132,7 +132,8 @@ def test_a_new_connection_reloads_everything(env):
     db, _, _, d, notify = env
     db.connected = False  # the next look sees a new connection
     notify()
-    assert sorted(db.asked) == ["did_index", "sims", "trunks"]
+    assert sorted(db.asked) == ["did_index", "sims", "sticky_relations", "sticky_window",
+                                "trunks"]
 
 
 def test_trunk_sources_follow_the_trunk_snapshot_and_stay_bounded(env):

@@ -88,6 +88,53 @@ def test_a_company_set_up_with_pbxctl_alone_routes(ctl):
     assert out["trunks"] == ["kuban-telecom: sip:+79891234567@127.0.0.2:5060"]
 
 
+def test_explain_says_when_and_why_a_sticky_manager_rings_first(ctl, dsn):
+    """Sticky manager (README): Boris called the client out and the client answered."""
+    from datetime import datetime, timedelta, timezone
+    from harness.records import record, ship
+    setup_company(ctl)
+    boris = json.loads(ctl("manager", "list", use_json=True).out)[1]
+    assert boris["name"] == "Boris"
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id FROM company")
+        company_id = cur.fetchone()[0]
+        at = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
+        ship(cur, [record(call_key="k;1", started_at=at, answered_at=at + timedelta(seconds=4),
+                          ended_at=at + timedelta(seconds=60), duration_s=56,
+                          direction="outbound", outcome="answered", sip_status=200,
+                          company_id=company_id, manager_id=boris["id"], client="+79891234567")])
+    conn.close()
+
+    def explained():
+        return json.loads(ctl("explain", "--from", "89891234567", "--to", "88622550101",
+                              use_json=True).out)
+
+    said = explained()
+    assert [h.split()[0] for h in said["hunt"]] == ["+79181110004", "+79181110003"]
+    when = (at + timedelta(seconds=4)).strftime("%Y-%m-%d %H:%M UTC")
+    assert said["sticky"] == (
+        f"yes: +79181110004 of Boris (manager {boris['id']}) ring first: the client's last "
+        f"answered call was with this manager (last answered call with Boris (manager "
+        f"{boris['id']}) on {when}, window 30 days)")
+    assert ctl("district", "update", "Sochi", "--company", CO, "--sticky-days", "1").code == 0
+    said = explained()
+    assert said["sticky"].startswith("yes:")
+    assert ctl("manager", "update", str(boris["id"]), "--active", "no").code == 0
+    said = explained()
+    assert said["sticky"].startswith("no: the manager of the last answered call is inactive (")
+    assert [h.split()[0] for h in said["hunt"]] == ["+79181110003"]
+    assert ctl("company", "update", CO, "--sticky", "no").code == 0
+    assert explained()["sticky"] == "no: sticky routing is off for this district"
+    other = json.loads(ctl("explain", "--from", "89890000000", "--to", "88622550101",
+                           use_json=True).out)
+    assert other["sticky"] == "no: sticky routing is off for this district"
+    assert ctl("company", "update", CO, "--sticky", "yes").code == 0
+    other = json.loads(ctl("explain", "--from", "89890000000", "--to", "88622550101",
+                           use_json=True).out)
+    assert other["sticky"] == ("no: no answered call of this client with a manager of the "
+                               "company on record")
+
+
 def test_list_show_update_remove(ctl):
     setup_company(ctl)
     assert "Sochi" in ctl("district", "list").out
@@ -137,6 +184,14 @@ def test_manager_override_and_move(ctl):
      "mask_numbers: 'maybe' is not yes, no or company"),
     (("district", "add", "--company", CO, "--name", "Anapa", "--caller-id", "+78613350101",
       "--mask-numbers", "2"), "mask_numbers: '2' is not yes, no or company"),
+    (("company", "update", CO, "--sticky", "company"), "sticky: 'company' is not yes/no"),
+    (("company", "update", CO, "--sticky-days", "0"), "sticky_days: '0' is not within 1..365"),
+    (("company", "update", CO, "--sticky-days", "a month"),
+     "sticky_days: 'a month' is not a whole number"),
+    (("district", "update", "Sochi", "--company", CO, "--sticky", "often"),
+     "sticky: 'often' is not yes, no or company"),
+    (("district", "update", "Sochi", "--company", CO, "--sticky-days", "366"),
+     "sticky_days: '366' is not within 1..365, nor company (as the company)"),
     (("trunk", "add", "--name", "t", "--carrier", "c", "--sources", "300.1.1.1",
       "--egress-host", "127.0.0.9"), "sources: '300.1.1.1' is not a list of addresses"),
     (("trunk", "add", "--name", "t", "--carrier", "c", "--sources", "127.0.0.9",
@@ -295,6 +350,12 @@ UPDATES = [
     ("company", CO, ["--mask-numbers", "yes"], "", {"--mask-numbers"},
      lambda c, d: shown(c, "company", CO)["mask_numbers"] is True
      and shown(c, "district", "Sochi", "--company", CO)["masked"] is True),
+    ("company", CO, ["--sticky", "no"], "", {"--sticky"},
+     lambda c, d: shown(c, "company", CO)["sticky"] is False
+     and shown(c, "district", "Sochi", "--company", CO)["sticky_window"] == "off"),
+    ("company", CO, ["--sticky-days", "45"], "", {"--sticky-days"},
+     lambda c, d: shown(c, "company", CO)["sticky_days"] == 45
+     and shown(c, "district", "Sochi", "--company", CO)["sticky_window"] == "45 days"),
     ("company", CO, ["--name", "Kuban Homes"], "", {"--name"},
      lambda c, d: shown(c, "company", "Kuban Homes")["name"] == "Kuban Homes"),
     ("company", CO, ["--rename", "Kuban Homes"], "", {"--rename"},
@@ -335,6 +396,18 @@ UPDATES = [
      lambda c, d: shown(c, "district", "Sochi", "--company", CO)["mask_numbers"] is True
      and shown(c, "district", "Sochi", "--company", CO)["masked"] is True
      and shown(c, "company", CO)["mask_numbers"] is False),
+    ("district", "Sochi", ["--company", CO, "--sticky", "no"], "", {"--sticky"},
+     lambda c, d: shown(c, "district", "Sochi", "--company", CO)["sticky"] is False
+     and shown(c, "district", "Sochi", "--company", CO)["sticky_window"] == "off"
+     and shown(c, "company", CO)["sticky"] is True),
+    ("district", "Sochi", ["--company", CO, "--sticky-days", "7"], "", {"--sticky-days"},
+     lambda c, d: shown(c, "district", "Sochi", "--company", CO)["sticky_days"] == 7
+     and shown(c, "district", "Sochi", "--company", CO)["sticky_window"] == "7 days"),
+    ("district", "Anapa", ["--company", CO, "--sticky", "company", "--sticky-days", "company"],
+     "", {"--sticky", "--sticky-days"},
+     lambda c, d: shown(c, "district", "Anapa", "--company", CO)["sticky"] is None
+     and shown(c, "district", "Anapa", "--company", CO)["sticky_days"] is None
+     and shown(c, "district", "Anapa", "--company", CO)["sticky_window"] == "30 days"),
     # `company` stores NULL: Anapa (added with --mask-numbers no) follows its company again
     ("district", "Anapa", ["--company", CO, "--mask-numbers", "company"], "", {"--mask-numbers"},
      lambda c, d: shown(c, "district", "Anapa", "--company", CO)["mask_numbers"] is None),
@@ -384,7 +457,8 @@ def test_every_update_option_has_a_case_below():
 def test_each_update_option_changes_what_it_names(ctl, dsn, entity, key, argv, stdin, covers, check):
     setup_company(ctl)
     for step in (("district", "add", "--company", CO, "--name", "Anapa", "--caller-id",
-                  "+78613350101", "--trunk", "kuban-telecom", "--mask-numbers", "no"),
+                  "+78613350101", "--trunk", "kuban-telecom", "--mask-numbers", "no",
+                  "--sticky", "no", "--sticky-days", "5"),
                  ("trunk", "add", "--name", "south", "--carrier", "South", "--sources",
                   "127.0.0.4", "--egress-host", "127.0.0.4"),
                  ("did", "add", "--number", "+78622550102", "--company", CO, "--district",

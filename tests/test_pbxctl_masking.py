@@ -249,9 +249,9 @@ def test_the_setting_is_exported_and_imported(ctl, tmp_path):
             for r in json.loads(ctl("district", "list", use_json=True).out)}
     assert rows == {"Anapa": (False, False), "Gelendzhik": (None, True), "Sochi": (None, True)}
     exported = ctl("district", "export").out.splitlines()
-    assert exported[0] == "company,name,caller_id,active,mask_numbers,trunk"
-    assert f"{CO},Anapa,+78622550102,true,false," in exported
-    assert f"{CO},Gelendzhik,+78622550103,true,," in exported  # empty: as the company
+    assert exported[0] == "company,name,caller_id,active,mask_numbers,trunk,sticky,sticky_days"
+    assert f"{CO},Anapa,+78622550102,true,false,,," in exported
+    assert f"{CO},Gelendzhik,+78622550103,true,,,," in exported  # empty: as the company
 
 
 def test_rotate_through_a_symlink_replaces_its_target(ctl, tmp_path):

@@ -70,3 +70,13 @@ def test_the_walkthrough_works_verbatim_from_an_empty_database(empty_dsn, stack)
     assert oct(keys.stat().st_mode & 0o777) == "0o600"
     assert [line.split()[0] for line in keys.read_text().splitlines()
             if line.strip() and not line.startswith("#")] == ["1"]  # 0 retired
+    # Sticky manager, on the same company: settings, the district's window, explain's reason.
+    said = {}
+    for line in walkthrough("runs these sticky lines verbatim"):
+        done = subprocess.run(["bash", "-c", line], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (line, done.stderr)
+        said[line.split("#")[0].strip()] = done.stdout
+    assert "14 days" in said['./pbxctl district list --company "Kuban Realty"']
+    assert re.search(r"sticky\s+no: no answered call of this client",
+                     said["./pbxctl explain --from 89891234567 --to 88622550101"])

@@ -72,6 +72,9 @@ CALLS = [
     (31, D0, "12:00", "inbound", "answered", "Sochi", S1, C[2], "Ivan", "Ivan", 5, 60),
     (32, D4, "10:00", "outbound", "answered", "Rostov", R1, C[6], "Petr", None, 5, 20),
 ]
+# Inbound calls whose first SIM rang through the client's sticky manager (migration 007):
+# 1 and 21 reached him; 19 did not (Ivan first by stickiness, Boris answered).
+STICKY_CALLS = {1, 19, 21}
 
 
 # -- a private PostgreSQL -----------------------------------------------------------------
@@ -254,8 +257,9 @@ def test_migration_applies_to_a_database_with_data_and_reapplies_as_nothing(clus
     _admin(cluster.dsn, f"CREATE DATABASE {name}")
     target = _dsn(cluster.dsn, name)
     assert db.migrate(target, up_to=5)[-1] == "005_masking.sql"
-    assert pbxctl(target, "company", "add", "--name", KUBAN).code == 0
-    assert db.migrate(target) == ["006_call_records.sql"]
+    sql(target, "INSERT INTO company (name) VALUES (%s)", (KUBAN,))  # pbxctl: the latest schema
+    assert db.migrate(target, up_to=6) == ["006_call_records.sql"]
+    assert db.migrate(target) == ["007_sticky.sql"]
     assert db.migrate(target) == []
     assert sql(target, "SELECT name FROM company") == [(KUBAN,)]
     this_month = datetime.now(timezone.utc).strftime("%Y_%m")
@@ -395,7 +399,8 @@ def reports(cluster):
             district=district, did=did, did_label=LABELS.get(did), manager_id=ids.get(manager),
             manager=manager, first_manager_id=ids.get(first), first_manager=first,
             sim=SIMS.get(manager), rang_before=1 if manager and first and manager != first else 0,
-            client=client, trunk="kuban-telecom" if direction != "internal" else None))
+            client=client, trunk="kuban-telecom" if direction != "internal" else None,
+            sticky=no in STICKY_CALLS))
     sql(dsn, "SELECT call_record_partition('2025-02-01'), call_record_partition('2025-03-01')")
     conn = psycopg2.connect(dsn)
     with conn, conn.cursor() as cur:
@@ -483,18 +488,18 @@ DID           LABEL       COMPANY       CALLS  CLIENTS  ANSWERED  MISSED
 def test_report_managers(reports):
     ids = dict(sql(reports, "SELECT name, id FROM manager"))
 
-    def row(company, name, answered, missed_first, outbound, talk):
+    def row(company, name, answered, sticky, missed_first, outbound, talk):
         return {"company": company, "manager_id": ids[name], "manager": name,
-                "answered": answered, "missed_first": missed_first, "outbound": outbound,
-                "talk_min": talk}
-    boris, ivan = row(KUBAN, "Boris", 2, 0, 2, 8.8), row(KUBAN, "Ivan", 1, 6, 1, 4.2)
+                "answered": answered, "sticky": sticky, "missed_first": missed_first,
+                "outbound": outbound, "talk_min": talk}
+    boris, ivan = row(KUBAN, "Boris", 2, 0, 0, 2, 8.8), row(KUBAN, "Ivan", 1, 1, 6, 1, 4.2)
     assert report(reports, "managers", "--json").json() == [
-        row(DON, "Petr", 2, 3, 2, 2.3), boris, ivan, row(KUBAN, "Olga", 3, 3, 1, 6.5)]
+        row(DON, "Petr", 2, 0, 3, 2, 2.3), boris, ivan, row(KUBAN, "Olga", 3, 1, 3, 1, 6.5)]
     assert report(reports, "managers", "--company", KUBAN, "--district", "Sochi",
                   "--json").json() == [boris, ivan]
     assert ok(report(reports, "managers", "--company", DON, "--csv")) == (
-        "company,manager_id,manager,answered,missed_first,outbound,talk_min\r\n"
-        f"Don Estates,{ids['Petr']},Petr,2,3,2,2.3\r\n")
+        "company,manager_id,manager,answered,sticky,missed_first,outbound,talk_min\r\n"
+        f"Don Estates,{ids['Petr']},Petr,2,0,3,2,2.3\r\n")
 
 
 def token(dsn, client: str) -> str:

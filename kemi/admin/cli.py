@@ -24,6 +24,7 @@ from .entities import ENTITIES, Entity
 from .fields import Field, InputError, ha1, ha1_hex, parse
 
 ACTIONS = ("add", "list", "show", "update", "remove", "import", "export")
+METAVARS = {"inherit": "BOOL|COMPANY", "days_inherit": "DAYS|COMPANY"}
 
 
 class Refused(Exception):
@@ -267,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
                     if action == "update" and f.name == entity.key:
                         continue
                     a.add_argument(_option(f.name), dest=f.name, help=f.help,
-                                   metavar="BOOL|COMPANY" if f.kind == "inherit" else f.kind.upper())
+                                   metavar=METAVARS.get(f.kind, f.kind.upper()))
                 if action == "update" and entity.renamable:
                     # The same spelling for every table that has a name; --rename is its alias.
                     a.add_argument("--name", "--rename", dest="rename", metavar="NEW_NAME",

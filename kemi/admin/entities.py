@@ -32,6 +32,9 @@ ENTITIES = {e.name: e for e in (
         Field("allow_premium_rate", "bool", help="may call Russian premium rate (8-809)"),
         Field("allow_kazakhstan", "bool", help="may call Kazakhstan (+7 6xx/7xx)"),
         Field("mask_numbers", "bool", help="managers see clients' numbers as tokens (default no)"),
+        Field("sticky", "bool", help="a client calling back rings the manager of their last "
+                                     "answered call first (default yes)"),
+        Field("sticky_days", "days", help="how long that call counts, 1..365 days (default 30)"),
     ), renamable=True),
     Entity("trunk", "name", "text", (
         Field("name", "text", True, "trunk name"),
@@ -53,6 +56,8 @@ ENTITIES = {e.name: e for e in (
         Field("active", "bool", help="default yes"),
         Field("mask_numbers", "inherit", help="yes, no, or company: as the company (default)"),
         Field("trunk", "ref", help="add: create the caller-ID DID on this trunk if missing"),
+        Field("sticky", "inherit", help="sticky manager: yes, no, or company (default)"),
+        Field("sticky_days", "days_inherit", help="1..365 days, or company (default)"),
     ), scoped=True, renamable=True),
     Entity("did", "number", "number", (
         Field("number", "number", True, "the published number"),

@@ -4,12 +4,16 @@ core over the same plans a worker holds (loaded afresh: no cache to be stale).""
 from __future__ import annotations
 
 import ipaddress
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..config import Config
 from ..db import Database
 from ..decision import (AUTH_FAILED, CHALLENGE, EMERGENCY_NUMBERS, CallOut, Facts, Reply,
-                        Request, Ring, Verified, decide, dialled_number, numbers_to_look_up)
+                        Request, Ring, Verified, decide, dialled_number, numbers_to_look_up,
+                        sticky_first, sticky_to_look_up)
+from ..model import DidPlan
 from ..directory import Directory
 from ..masking import dialed_token
 from ..phone import to_e164
@@ -48,7 +52,13 @@ def explain(admin, args) -> dict:
                for n in numbers_to_look_up(req, trunk, admin.region, sim, masker)}
     emergency = (directory.emergency(sim) if sim is not None
                  and args.called in EMERGENCY_NUMBERS else None)
-    decision = decide(req, Facts(trunk, auth, numbers, emergency, masker), admin.region)
+    sticky, now = {}, time.time()
+    if trunk is not None:
+        client = to_e164(args.caller, admin.region)
+        sticky = {c: directory.sticky(c, client)
+                  for c in sticky_to_look_up(req, numbers, admin.region)}
+    decision = decide(req, Facts(trunk, auth, numbers, emergency, masker, sticky, now),
+                      admin.region)
     result = {"source": source, "from": args.caller, "to": args.called}
     if sim is not None and dialed_token(args.called):
         result["token"] = _token(admin, sim, args.called, masker)
@@ -66,6 +76,9 @@ def explain(admin, args) -> dict:
                       caller_id_shown=decision.caller,
                       display_name=_unquoted(decision.display) if decision.display else "(unchanged)",
                       hunt=[f"{sim} ({registered[sim]})" for sim in decision.targets])
+        did = next((k.did for k in numbers.values() if isinstance(k.did, DidPlan)), None)
+        if trunk is not None and did is not None:
+            result["sticky"] = _sticky(admin, did, sticky.get(did.company_id), now)
         if decision.masked:  # the district masks: the SIMs see a token (or anonymous)
             result["masked"] = True if masker is not None else (
                 "yes, but no keys are configured here (PBX_MASK_KEYS_FILE): the SIMs would see "
@@ -88,6 +101,20 @@ def _token(admin, sim, called: str, masker) -> str:
     if number is None:
         return "does not decode for this company (404 Number Dialed Incorrectly)"
     return f"decodes to {number}"
+
+
+def _sticky(admin, did: DidPlan, fact, now: float) -> str:
+    """Whether the caller's sticky manager rings first, and why (the core's rule)."""
+    first, why = sticky_first(did, fact, now)
+    if fact is None or not did.sticky_days:
+        return f"no: {why}"
+    rows = admin.session.run("manager_list", {"key": fact.manager_id, "company_id": None})
+    name = f"{rows[0]['name']} (manager {fact.manager_id})" if rows else f"manager {fact.manager_id}"
+    when = datetime.fromtimestamp(fact.answered_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    call = f"last answered call with {name} on {when}, window {did.sticky_days} days"
+    if not first:
+        return f"no: {why} ({call})"
+    return f"yes: {', '.join(first)} of {name} ring first: {why} ({call})"
 
 
 def _unquoted(display: str) -> str:

@@ -62,6 +62,16 @@ def inherited(field: str, value: str) -> bool | str:
         raise InputError(field, value, "is not yes, no or company (as the company)") from None
 
 
+def days_or_company(field: str, value: str) -> int | str:
+    """A number of days, or `company`: as the company (stored NULL)."""
+    if str(value).strip().lower() == "company":
+        return "company"
+    try:
+        return integer(field, value, *STICKY_DAYS)
+    except InputError as exc:
+        raise InputError(field, value, f"{exc.why}, nor company (as the company)") from None
+
+
 def integer(field: str, value: str, low: int, high: int) -> int:
     try:
         number = int(str(value).strip())
@@ -121,12 +131,14 @@ def ha1_hex(field: str, value: str) -> str:
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: str  # text number bool inherit port position networks address transport format ref secret
+    kind: str  # text number bool inherit port position days days_inherit networks address
+    # transport format ref secret
     required: bool = False  # on add
     help: str = ""
 
 
 TRANSPORTS = ("udp", "tcp", "tls")
+STICKY_DAYS = (1, 365)  # migration 007: company_sticky_days_range, district_sticky_days_range
 NUMBER_FORMATS = ("e164", "plus_less", "national", "ten_digit")
 
 
@@ -143,6 +155,10 @@ def parse(field: Field, value: str, region: str):
         return integer(field.name, value, 1, 65535)
     if kind == "position":
         return integer(field.name, value, 1, 10000)
+    if kind == "days":
+        return integer(field.name, value, *STICKY_DAYS)
+    if kind == "days_inherit":
+        return days_or_company(field.name, value)
     if kind == "networks":
         return networks(field.name, value)
     if kind == "address":

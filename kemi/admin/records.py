@@ -29,15 +29,16 @@ REPORTS = {
     "calls": ("company", "district", "day", "inbound", "answered", "missed", "answer_rate",
               "median_answer_s", "outbound", "talk_min"),
     "numbers": ("did", "label", "company", "calls", "clients", "answered", "missed"),
-    "managers": ("company", "manager_id", "manager", "answered", "missed_first", "outbound",
-                 "talk_min"),
+    "managers": ("company", "manager_id", "manager", "answered", "sticky", "missed_first",
+                 "outbound", "talk_min"),
     "missed": ("company", "client", "did", "district", "last_call", "calls"),
 }
 HELP = {
     "calls": "per district and day: inbound, answered, missed, answer rate, time to answer, "
              "outbound, talk minutes",
     "numbers": "per DID and label: inbound calls, unique clients, answered, missed",
-    "managers": "per manager: answered, missed while first in line, outbound, talk minutes",
+    "managers": "per manager: answered, of them through stickiness, missed while first in "
+                "line, outbound, talk minutes",
     "missed": "the call-back list: clients whose last call was missed and not returned",
 }
 CHARTED = ("calls", "numbers")
