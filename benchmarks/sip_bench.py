@@ -52,7 +52,10 @@ CONFIGS = {"python": ROOT / "kamailio.cfg", "python-kemi": ROOT / "kamailio.cfg"
            "python-no-metrics": ROOT / "kamailio.cfg",
            # python without call records (every other python configuration writes them):
            # what accounting costs per call, the shipper's process included
-           "python-no-records": ROOT / "kamailio.cfg"}
+           "python-no-records": ROOT / "kamailio.cfg",
+           # python with the sticky manager off (README, Sticky manager; on in every other
+           # python configuration, where the 500 bench clients all had answered calls out)
+           "python-no-sticky": ROOT / "kamailio.cfg"}
 RAMPED = ("python", "python-kemi", "native", "floor")  # python-media: the fixed rates only
 CONFIGS_RUN = list(CONFIGS)
 PROFILES = {"inbound": 1.0, "outbound": 0.0, "mixed": 0.7}  # share of inbound calls
@@ -247,6 +250,15 @@ class Bench:
             cur.execute("UPDATE company SET mask_numbers = true RETURNING id")
             company_id = cur.fetchone()[0]
         masked.close()
+        # python-no-sticky: the same data, sticky off, in a database of its own
+        self.unsticky_dsn = self.cluster.dsn.replace("dbname=pbx", "dbname=pbx_unsticky")
+        admin = psycopg2.connect(self.cluster.dsn.replace("dbname=pbx", "dbname=postgres"))
+        admin.autocommit = True
+        admin.cursor().execute("CREATE DATABASE pbx_unsticky TEMPLATE pbx")
+        admin.close()
+        with psycopg2.connect(self.unsticky_dsn) as unsticky, unsticky.cursor() as cur:
+            cur.execute("UPDATE company SET sticky = false")
+        unsticky.close()
         (self.work / "bench.keys").write_text(BENCH_KEYS)
         self.sims = [r["username"] for r in db.Database(self.cluster.dsn).query("perf_sims")]
         dids = [r["number"] for r in db.Database(self.cluster.dsn).query("perf_dids")]
@@ -289,7 +301,8 @@ class Bench:
         config = replace(Config(), sip_port=PROXY_PORT + index, children=4,
                          flood_reqs=0,  # every SIM sends from 127.0.0.1
                          tls_port=0,  # the configurations run at once: no port to share
-                         log_level=1, dsn=self.masked_dsn if name in MASKED else self.cluster.dsn,
+                         log_level=1, dsn=self.masked_dsn if name in MASKED else
+                         self.unsticky_dsn if name == "python-no-sticky" else self.cluster.dsn,
                          state_dir=str(self.work / f"state-{name}"),  # a spool each
                          wiring="kemi" if name == "python-kemi" else "native",
                          natping_s=0, keepalive_timeout_s=0,  # SIPp answers no OPTIONS
@@ -416,7 +429,8 @@ class Bench:
                 for rate in self.plan.rates:
                     for profile in PROFILES:
                         for name, proxy in proxies.items():
-                            if name in ("python-media", "python-no-metrics", "python-no-records", *MASKED) \
+                            if name in ("python-media", "python-no-metrics", "python-no-records",
+                                        "python-no-sticky", *MASKED) \
                                     and rate != self.plan.rate:
                                 continue  # with rtpengine and SIPp, 2 cores saturate at 1000
                             run = self.measure(name, proxy, profile, rate, self.plan.seconds)
@@ -441,6 +455,17 @@ class Bench:
             for relay in self.relays:
                 relay.stop()
         return runs
+
+    def sticky_share(self) -> str:
+        """Of the inbound calls on record in the main database, those routed sticky."""
+        if not self.cluster:
+            return ""
+        with psycopg2.connect(self.cluster.dsn) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FILTER (WHERE sticky), count(*) FROM call_record "
+                        "WHERE direction = 'inbound'")
+            sticky, inbound = cur.fetchone()
+        conn.close()
+        return f"{sticky} of {inbound} ({100 * sticky / inbound:.1f} %)" if inbound else ""
 
     def close(self) -> None:
         if self.cluster:
@@ -546,6 +571,8 @@ def summarize(runs: list[Run], plan: Plan) -> dict:
     summary["metrics"] = beside(runs, plan, "python", "python-no-metrics")
     # What call records cost: python (recording) beside python-no-records.
     summary["records"] = beside(runs, plan, "python", "python-no-records")
+    # What the sticky manager costs: python beside python-no-sticky.
+    summary["sticky"] = beside(runs, plan, "python", "python-no-sticky")
     summary["failed_calls"] = sum(r.failed for r in runs if r.profile in PROFILES)
     return summary
 
@@ -583,6 +610,12 @@ def markdown(summary: dict) -> str:
     lines += [""] + [f"Call records at {rate} calls/s: Kamailio CPU per call {m['cpu_ms_per_call_on']:.3f} ms "
                      f"recording, {m['cpu_ms_per_call_off']:.3f} ms without (mean of the profiles): "
                      f"**x{m['ratio']}**" for rate, m in summary.get("records", {}).items()]
+    lines += [""] + [f"Sticky manager at {rate} calls/s: Kamailio CPU per call {m['cpu_ms_per_call_on']:.3f} ms "
+                     f"on, {m['cpu_ms_per_call_off']:.3f} ms off (mean of the profiles): "
+                     f"**x{m['ratio']}**" for rate, m in summary.get("sticky", {}).items()]
+    if summary.get("sticky_share"):
+        lines += ["", "Inbound calls that rang a sticky manager first (the python configurations' "
+                      f"records): {summary['sticky_share']}"]
     if summary.get("media_relay"):
         lines += ["", media_markdown(summary["media_relay"])]
     lines += ["", "Every run:", "",
@@ -663,9 +696,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         runs = bench.run()
+        time.sleep(2)  # the last records shipped
+        share = bench.sticky_share()
     finally:
         bench.close()
     summary = summarize(runs, plan)
+    summary["sticky_share"] = share
     if not args.only or "python-media" in CONFIGS_RUN:
         print("== media relay: concurrent anchored calls", flush=True)
         summary["media_relay"] = media_bench.ramp(plan.media_steps, plan.media_seconds,
