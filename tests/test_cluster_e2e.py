@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kemi.directory import Directory
-from kemi.stack import Kamailio, StackError, free_port, kamcmd, topology_key
+from kemi.stack import Kamailio, StackError, free_port, topology_key, with_children
 
 from .conftest import PROXY_PORT, SIM_IP, TRUNK_IP, demo_password
 
@@ -24,6 +23,7 @@ pytestmark = pytest.mark.skipif(os.environ.get("PBX_TEST_WIRING") == "kemi",
 
 # Apart from every other test's addresses (tests/conftest.py, harness/): nodes A and B.
 NODE_A, NODE_B = "127.0.0.61", "127.0.0.62"
+SINGLE = "127.0.0.63"  # a proxy alone, restarted
 CLUSTER_PORT = 15070
 
 # sql/demo.sql: each DID rings its district's first manager first.
@@ -59,22 +59,30 @@ class Node:
         return time.monotonic() - began
 
     def kill(self) -> None:
-        os.kill(self.proxy.pid, signal.SIGKILL)
+        """SIGKILL to every process of it at once, as a machine that dies (its workers alone
+        would go on serving after their parent's death)."""
+        pids = with_children(self.proxy.pid)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
         self.proxy.process.wait(10)
+        until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids[1:]), timeout=10)
 
     def stop(self) -> None:
         self.proxy.stop()
 
-    def registrations(self) -> set[tuple[str, str]]:
-        """(SIM, where calls go) for every registration this node holds (kamcmd ul.dump)."""
+    def registrations(self, sims=None) -> list[tuple[str, str, str]]:
+        """(SIM, contact, where calls go) of every registration this node holds (kamcmd
+        ul.dump), sorted, duplicates kept; only those of `sims` if given."""
         dump = self.proxy.rpc("ul.dump")
-        found, aor = set(), None
+        found, aor, contact = [], None, None
         for line in dump.splitlines():
             if m := re.match(r"\s*AoR:\s*(\S+)", line):
                 aor = m.group(1)
+            elif m := re.match(r"\s*Address:\s*(\S+)", line):
+                contact = m.group(1)
             elif (m := re.match(r"\s*Received:\s*(\S+)", line)) and aor:
-                found.add((aor, m.group(1)))
-        return found
+                found.append((aor, contact, m.group(1)))
+        return sorted(r for r in found if sims is None or r[0] in sims)
 
 
 def until(condition, timeout: float, step: float = 0.05) -> float:
@@ -134,8 +142,54 @@ def client_calling(sipp, node: Node, did: str, calls: int = 1, rate: float | Non
 
 
 def everywhere(cluster, sims) -> bool:
-    want = {sim for sim in sims}
-    return all(want <= {aor for aor, _ in node.registrations()} for node in cluster.values())
+    return all(set(sims) <= {r[0] for r in node.registrations()} for node in cluster.values())
+
+
+def sipp_counts(far_end) -> tuple[int, int]:
+    """(successful, failed) calls from a finished SIPp's screen file (-trace_screen)."""
+    text = far_end.screen_file.read_text(errors="replace")
+    ok = re.findall(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", text)
+    failed = re.findall(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", text)
+    return int(ok[-1]), int(failed[-1])
+
+
+# -- one proxy restarted: no registration lost ---------------------------------------------
+
+@pytest.fixture
+def single(stack, tmp_path):
+    node = Node(stack, tmp_path, SINGLE, ())
+    node.start()
+    yield node
+    for sim in (IVAN, BORIS):
+        try:
+            node.proxy.rpc("ul.rm", "location", "s:" + sim)
+        except StackError:
+            pass
+    time.sleep(1.5)  # usrloc writes the removal back within its second
+    node.stop()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_proxy_restarted_keeps_every_registration(stack, sipp, single, how):
+    for sim in (IVAN, BORIS):
+        sipp("register", "uac.xml", remote_override=single.remote, local_ip=SIM_IP,
+             local_port=PORTS[sim], service=sim, auth=(sim, demo_password(sim)),
+             keys={"realm": stack.config.realm}).run()
+    before = single.registrations((IVAN, BORIS))
+    assert [r[0] for r in before] == [IVAN, BORIS]
+    time.sleep(1.2)  # usrloc's write-back: a SIGKILL loses the changes of the last second
+    if how == "SIGKILL":
+        single.kill()
+    else:
+        single.stop()
+    took = single.start()
+    assert single.registrations((IVAN, BORIS)) == before
+    print(f"\n{how}: back with {len(before)} of {len(before)} registrations, "
+          f"answering {took:.2f} s after the start")
+    # no SIM registers again: the call reaches Ivan where he registered before the restart
+    phone = sim_answering(sipp, IVAN)
+    client_calling(sipp, single, SOCHI_DID).run()
+    phone.succeeded()
 
 
 # -- registrations everywhere ------------------------------------------------------------
@@ -152,3 +206,70 @@ def test_a_sim_registered_on_one_node_rings_through_the_other(cluster, sipp, reg
         phone = sim_answering(sipp, sim)
         client_calling(sipp, node, did).run()
         phone.succeeded()
+
+
+# -- a node lost under load, and back ---------------------------------------------------------
+
+def test_a_node_killed_under_load_loses_no_registration_and_rejoins_current(
+        cluster, sipp, register_at):
+    a, b = cluster[NODE_A], cluster[NODE_B]
+    register_at(a, IVAN)
+    register_at(b, OLGA)
+    until(lambda: everywhere(cluster, (IVAN, OLGA)), timeout=2)
+    before = b.registrations()
+    calls, rate = 60, 10  # 6 s through each node; A dies 2 s in
+    ivan = sim_answering(sipp, IVAN, calls=calls)
+    olga = sim_answering(sipp, OLGA, calls=calls)
+    through_b = client_calling(sipp, b, SOCHI_DID, calls=calls, rate=rate).start()
+    through_a = client_calling(sipp, a, KRASNODAR_DID, calls=calls, rate=rate).start()
+    time.sleep(2.0)
+    a.kill()
+    # Calls through the survivor, to a SIM that registered with the dead node: none fails.
+    through_b.succeeded(60)
+    ivan.succeeded(60)
+    assert b.registrations() == before
+    through_a.wait(60)
+    olga.stop()
+    ok, failed = sipp_counts(through_a)
+    print(f"\nthrough B: {calls} of {calls} calls succeeded while A died; through A: "
+          f"{ok} succeeded before the kill, {failed} failed (in setup or sent after it: "
+          f"the carrier's next target takes them, README)")
+    # While A is down a SIM registers with B; A comes back with it and everything else.
+    register_at(b, NINA)
+    expected = b.registrations()
+    began = time.monotonic()
+    a.start()
+    until(lambda: a.registrations() == expected, timeout=10)
+    print(f"A rejoined: serving with all {len(expected)} current registrations "
+          f"{time.monotonic() - began:.2f} s after its start")
+    assert a.registrations() == b.registrations() == expected
+    # ... and serves them: Nina (registered while it was down) and Ivan (before).
+    for sim, did in ((NINA, NOVOROSSIYSK_DID), (IVAN, SOCHI_DID)):
+        phone = sim_answering(sipp, sim)
+        client_calling(sipp, a, did).run()
+        phone.succeeded()
+
+
+# -- routing caches coherent across nodes -----------------------------------------------------
+
+def test_a_routing_change_is_used_by_every_node_within_a_second(cluster, sipp, register_at,
+                                                                 dba, silent):
+    a, b = cluster[NODE_A], cluster[NODE_B]
+    register_at(a, IVAN)
+    register_at(b, BORIS)
+    until(lambda: everywhere(cluster, (IVAN, BORIS)), timeout=2)
+    # Boris covers for Ivan: he rings first in Sochi (plain SQL, as a DBA would).
+    dba("UPDATE manager SET position = CASE name WHEN 'Boris' THEN 1 ELSE 2 END"
+        " WHERE name IN ('Ivan', 'Boris')",
+        "UPDATE manager SET position = CASE name WHEN 'Ivan' THEN 1 ELSE 2 END"
+        " WHERE name IN ('Ivan', 'Boris')")
+    time.sleep(1.0)
+    ivan = silent(SIM_IP, PORTS[IVAN])  # any INVITE reaching Ivan is the old order
+    calls = 20
+    boris = sim_answering(sipp, BORIS, calls=2 * calls)
+    loads = [client_calling(sipp, node, SOCHI_DID, calls=calls, rate=20).start()
+             for node in (a, b)]
+    for load in loads:
+        load.succeeded(60)
+    boris.succeeded(60)
+    assert ivan.received() == []
