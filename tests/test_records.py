@@ -255,8 +255,8 @@ def test_migration_applies_to_a_database_with_data_and_reapplies_as_nothing(clus
     target = _dsn(cluster.dsn, name)
     assert db.migrate(target, up_to=5)[-1] == "005_masking.sql"
     assert pbxctl(target, "company", "add", "--name", KUBAN).code == 0
-    assert db.migrate(target) == ["006_call_records.sql"]
-    assert db.migrate(target) == []
+    assert db.migrate(target, up_to=6) == ["006_call_records.sql"]
+    assert db.migrate(target, up_to=6) == []
     assert sql(target, "SELECT name FROM company") == [(KUBAN,)]
     this_month = datetime.now(timezone.utc).strftime("%Y_%m")
     parts = [r[0] for r in sql(target, "SELECT c.relname FROM pg_inherits i JOIN pg_class c "
