@@ -430,13 +430,15 @@ def _interrupt(*_args) -> None:
 def run(config: Config, demo: bool = True) -> int:
     """`make run`: the proxy (with demo data in an empty database, unless demo is False)
     until Ctrl-C; stops exactly what it started."""
-    cluster = PostgresCluster(config.state_dir, config.pg_port)
+    # PBX_DSN names a database elsewhere (a cluster's second node, say): no private one then
+    cluster = None if config.dsn else PostgresCluster(config.state_dir, config.pg_port)
     proxy = Kamailio(config, Path(config.state_dir) / "kamailio")
     media = Rtpengine.for_config(config, Path(config.state_dir) / "rtpengine")
     signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: the finally below runs
     try:
-        print(f"cloud-pbx: PostgreSQL on {cluster.socket_dir} port {cluster.port}", flush=True)
-        cluster.start()
+        if cluster:
+            print(f"cloud-pbx: PostgreSQL on {cluster.socket_dir} port {cluster.port}", flush=True)
+            cluster.start()
         prepare_database(config.database_dsn, config.realm, demo=demo)
         companies = db.Database(config.database_dsn).query("company_count")[0]["n"]
         print(f"cloud-pbx: database {config.database_dsn!r}: {companies} company(ies)"
@@ -459,7 +461,8 @@ def run(config: Config, demo: bool = True) -> int:
         proxy.stop()
         if media:
             media.stop()
-        cluster.stop()
+        if cluster:
+            cluster.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
