@@ -97,6 +97,15 @@ class Config:
     mask_keys_file: str = ""
     # Numbers without a country code are read in this region (phonenumbers).
     region: str = "RU"
+    # Registrations (usrloc): "db" keeps them in PostgreSQL too (table location, written back
+    # each second by a timer process, loaded at start: a restart loses none) or "memory".
+    registrations: str = "db"
+    # A cluster of proxies on one database (README, A cluster of proxies): the other nodes'
+    # addresses, comma-separated (empty: one node). Every node replicates its registrations
+    # to the others over Kamailio's dmq bus, on its sip_addr at cluster_port (the same port
+    # on every node), and accepts that traffic from these addresses only.
+    cluster_peers: str = ""
+    cluster_port: int = 5070
     # How Kamailio enters Python: "native" (kamailio.cfg does SIP mechanics, Python decides
     # once per initial request) or "kemi" (every request in Python; kamailio.cfg -A FULL_KEMI).
     wiring: str = "native"
@@ -121,6 +130,17 @@ class Config:
         """rtpengine's SIM-side and carrier-side addresses (ADDR or ADDR!ADVERTISED)."""
         sim = self.media_addr or self.sip_addr
         return sim, self.carrier_media_addr or self.carrier_addr or sim
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.cluster_peers.split(",") if p.strip())
+
+    @property
+    def server_id(self) -> int:
+        """This node's Kamailio server_id, from its address (stored with each registration it
+        takes, so that only it sends that SIM keepalives); 0 is a replicated registration."""
+        a, b, c, d = (int(o) for o in self.sip_addr.split("."))
+        return ((a << 24 | b << 16 | c << 8 | d) % (2**31 - 1)) or 1
 
     @property
     def pg_socket_dir(self) -> str:
@@ -159,7 +179,8 @@ class Config:
                                ("auth_failures", 1, 1000), ("user_failures", 1, 10**5),
                                ("natping_s", 0, 3600), ("keepalive_timeout_s", 0, 86400),
                                ("media_ng_port", 1, 65535), ("media_timeout_s", 1, 86400),
-                               ("rpc_port", 1, 65535), ("metrics_port", 0, 65535)):
+                               ("rpc_port", 1, 65535), ("metrics_port", 0, 65535),
+                               ("cluster_port", 1, 65535)):
             value = getattr(self, key)
             if not low <= value <= high:
                 raise ConfigError(f"PBX_{key.upper()}={value!r}: must be within {low}..{high}")
@@ -171,7 +192,8 @@ class Config:
         if self.wiring not in ("native", "kemi"):
             raise ConfigError(f"PBX_WIRING={self.wiring!r}: must be native or kemi")
         for key, allowed in (("media", ("on", "off")), ("media_down", ("connect", "refuse")),
-                             ("records", ("on", "off")), ("log_format", ("text", "json"))):
+                             ("records", ("on", "off")), ("log_format", ("text", "json")),
+                             ("registrations", ("db", "memory"))):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"PBX_{key.upper()}={getattr(self, key)!r}: must be "
                                   f"{' or '.join(allowed)}")
@@ -182,6 +204,8 @@ class Config:
         if self.keepalive_timeout_s and self.keepalive_timeout_s < 2 * self.natping_s:
             raise ConfigError(f"PBX_KEEPALIVE_TIMEOUT_S={self.keepalive_timeout_s!r}: must be 0 "
                               f"or at least twice PBX_NATPING_S={self.natping_s!r}")
+        if self.peers:
+            self._validate_cluster()
         for key in ("sip_addr", "carrier_addr", "media_addr", "carrier_media_addr", "metrics_addr"):
             for address in filter(None, getattr(self, key).split("!")):
                 if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", address):
@@ -203,6 +227,28 @@ class Config:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", self.realm):
             # kamailio.cfg gets it as a define too (-A REALM=...): a host name, nothing else.
             raise ConfigError(f"PBX_REALM={self.realm!r}: must be a host name (letters, digits, . and -)")
+
+    # kamailio.cfg names each peer in a define of its own (DMQ_PEER_1 ...)
+    MAX_PEERS = 8
+
+    def _validate_cluster(self) -> None:
+        raw = f"PBX_CLUSTER_PEERS={self.cluster_peers!r}"
+        for peer in self.peers:
+            if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", peer) or any(int(o) > 255 for o in peer.split(".")):
+                raise ConfigError(f"{raw}: {peer!r} is not an IPv4 address (the peers' "
+                                  f"PBX_SIP_ADDR, comma-separated)")
+        if self.sip_addr in self.peers:
+            raise ConfigError(f"{raw}: names this node's own PBX_SIP_ADDR={self.sip_addr!r}")
+        if len(set(self.peers)) != len(self.peers) or len(self.peers) > self.MAX_PEERS:
+            raise ConfigError(f"{raw}: at most {self.MAX_PEERS} distinct addresses")
+        if self.cluster_port in (self.sip_port, self.tls_port, self.rpc_port, self.metrics_port):
+            raise ConfigError(f"PBX_CLUSTER_PORT={self.cluster_port!r}: must differ from the "
+                              f"SIP, TLS, RPC and metrics ports")
+        if self.registrations != "db":
+            # a node that starts alone (its peers down) would have none to serve from
+            raise ConfigError(f"PBX_REGISTRATIONS={self.registrations!r}: a cluster needs db")
+        if self.wiring != "native":
+            raise ConfigError(f"PBX_WIRING={self.wiring!r}: a cluster needs native")
 
     def mask_keys(self, environ: dict[str, str] | None = None):
         """The masking keys (kemi.masking.Keys), or None when none are configured; a key

@@ -483,3 +483,31 @@ def _violation(exc: psycopg2.Error) -> DatabaseError:
     diag = getattr(exc, "diag", None)
     return ConstraintViolation(_first_line(exc), getattr(diag, "constraint_name", None),
                                getattr(diag, "message_detail", None), exc.pgcode)
+
+
+# libpq's environment variables for the DSN's keywords: Kamailio's db_postgres takes a URL
+# that cannot name a Unix socket folder, but an empty host lets libpq read PGHOST.
+_LIBPQ_ENV = {"host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "user": "PGUSER",
+              "password": "PGPASSWORD", "sslmode": "PGSSLMODE", "connect_timeout": "PGCONNECT_TIMEOUT",
+              "passfile": "PGPASSFILE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT",
+              "sslkey": "PGSSLKEY"}
+
+
+def kamailio_url(dsn: str) -> tuple[str, dict[str, str]]:
+    """The db_url Kamailio's modules get for this libpq DSN, and the environment that
+    completes it (host, port, password... never on Kamailio's command line).
+
+    >>> kamailio_url("host=/run/pbx-db port=5432 dbname=pbx user=postgres")
+    ('postgres://postgres@/pbx', {'PGHOST': '/run/pbx-db', 'PGPORT': '5432', 'PGUSER': 'postgres'})
+    """
+    try:
+        params = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError as exc:
+        raise DatabaseError(f"PBX_DSN={dsn!r}: {_first_line(exc)}") from None
+    unknown = set(params) - set(_LIBPQ_ENV) - {"dbname", "application_name"}
+    if unknown:
+        raise DatabaseError(f"PBX_DSN={dsn!r}: Kamailio's registrations cannot use "
+                            f"{', '.join(sorted(unknown))}")
+    env = {var: params[key] for key, var in _LIBPQ_ENV.items() if key in params}
+    user = params.get("user") or "postgres"
+    return f"postgres://{user}@/{params.get('dbname', user)}", env

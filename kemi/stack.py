@@ -216,6 +216,22 @@ def uac_key(config: Config) -> str:
     return hashlib.sha256(b"cloud-pbx uac\0" + topology_key(config).encode()).hexdigest()[:32]
 
 
+def cluster_defines(config: Config) -> list[str]:
+    """kamailio.cfg's -A defines of a cluster node (README, A cluster of proxies): its dmq
+    socket and address, each peer's, the peers' networks (the only sources of dmq traffic)
+    and its server_id. None for a single proxy."""
+    if not config.peers:
+        return []
+    own = f"{config.sip_addr}:{config.cluster_port}"
+    defines = ["-A", "WITH_CLUSTER", "-A", f"DMQ_LISTEN=udp:{own}", "-A", f'DMQ_SOCKET="udp:{own}"',
+               "-A", f'DMQ_ADDRESS="sip:{own}"', "-A", f"CLUSTER_PORT={config.cluster_port}",
+               "-A", f'CLUSTER_NETS="{",".join(p + "/32" for p in config.peers)}"',
+               "-A", f"SERVER_ID={config.server_id}"]
+    for i, peer in enumerate(config.peers, 1):
+        defines += ["-A", f'DMQ_PEER_{i}="sip:{peer}:{config.cluster_port}"']
+    return defines
+
+
 class Kamailio:
     """Kamailio in the foreground (-DD -E) with every runtime path under run_dir."""
 
@@ -263,6 +279,10 @@ class Kamailio:
         if c.records == "on" and c.wiring == "native":  # as metrics: not in full KEMI
             records = ["-A", "WITH_RECORDS", "-A", f'RECORDS_URL="flatstore:{c.records_dir}"']
         outcomes = ["-A", "WITH_OUTCOMES"] if metrics or records else []
+        registrations = []
+        if c.registrations == "db":  # usrloc's db_url; libpq's environment in start()
+            registrations = ["-A", "WITH_DB_REGISTRATIONS",
+                             "-A", f'REGISTRATIONS_URL="{db.kamailio_url(c.database_dsn)[0]}"']
         # the core's JSON engine, message stripped of its trailing line break (M)
         log = ["--log-engine=json:M", "-A", "WITH_JSON_LOG"] if c.log_format == "json" else []
         return [KAMAILIO, "-f", str(self.cfg), "-DD", "-E", "-Y", str(self.run_dir),
@@ -278,7 +298,8 @@ class Kamailio:
                 "-A", f"RING_MS={c.ring_ms}", "-A", f"NO_ANSWER_MS={c.no_answer_ms}",
                 "-A", f"NATPING_S={c.natping_s}", "-A", f"KEEPALIVE_S={c.keepalive_timeout_s}",
                 "-A", f'TOPOLOGY_KEY="{topology_key(c)}"', "-A", f'UAC_KEY="{uac_key(c)}"',
-                *carrier, *media, *metrics, *records, *outcomes, *log,
+                *carrier, *media, *metrics, *records, *outcomes, *log, *registrations,
+                *cluster_defines(c),
                 "-A", f'HANDLER="{self.handler}"',
                 *[arg for name, value in self.defines.items()
                   for arg in ("-A", name if value is None else f"{name}={value}")]]
@@ -291,6 +312,8 @@ class Kamailio:
             self_signed_certificate(*self.config.tls_files, self.config.realm)
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
                "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8", **self.config.environ()}
+        if self.config.registrations == "db":
+            env.update(db.kamailio_url(self.config.database_dsn)[1])
         if MASK_KEYS_VAR in os.environ:  # the keys themselves: not a Config field
             env[MASK_KEYS_VAR] = os.environ[MASK_KEYS_VAR]
         stderr = open(self.log_path, "ab") if self.log_path else None
@@ -407,13 +430,15 @@ def _interrupt(*_args) -> None:
 def run(config: Config, demo: bool = True) -> int:
     """`make run`: the proxy (with demo data in an empty database, unless demo is False)
     until Ctrl-C; stops exactly what it started."""
-    cluster = PostgresCluster(config.state_dir, config.pg_port)
+    # PBX_DSN names a database elsewhere (a cluster's second node, say): no private one then
+    cluster = None if config.dsn else PostgresCluster(config.state_dir, config.pg_port)
     proxy = Kamailio(config, Path(config.state_dir) / "kamailio")
     media = Rtpengine.for_config(config, Path(config.state_dir) / "rtpengine")
     signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: the finally below runs
     try:
-        print(f"cloud-pbx: PostgreSQL on {cluster.socket_dir} port {cluster.port}", flush=True)
-        cluster.start()
+        if cluster:
+            print(f"cloud-pbx: PostgreSQL on {cluster.socket_dir} port {cluster.port}", flush=True)
+            cluster.start()
         prepare_database(config.database_dsn, config.realm, demo=demo)
         companies = db.Database(config.database_dsn).query("company_count")[0]["n"]
         print(f"cloud-pbx: database {config.database_dsn!r}: {companies} company(ies)"
@@ -436,7 +461,8 @@ def run(config: Config, demo: bool = True) -> int:
         proxy.stop()
         if media:
             media.stop()
-        cluster.stop()
+        if cluster:
+            cluster.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

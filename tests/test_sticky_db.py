@@ -178,7 +178,7 @@ def test_the_upgrade_keeps_relations_of_records_made_before_it(template):
                 "SELECT 'old', %s, %s, %s, 10, 'outbound', 'answered', 200, m.company_id, m.id, "
                 "%s FROM manager m WHERE m.name = 'Boris'",
         (started, started + timedelta(seconds=5), started + timedelta(seconds=15), CLIENT))
-    assert db.migrate(target) == ["007_sticky.sql"]
+    assert db.migrate(target, up_to=7) == ["007_sticky.sql"]
     assert relation(target)[0] == "Boris"
     assert sql(target, "SELECT sticky FROM call_record") == [(False,)]
 
