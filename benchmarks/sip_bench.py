@@ -234,7 +234,10 @@ class Bench:
     # data set and scenarios
     def prepare(self) -> None:
         os.chmod(self.work, 0o755)
-        self.cluster = PostgresCluster(self.work / "pg", free_port(), durable=False)
+        # every configuration at once, each process of each holding connections (Python's,
+        # usrloc's write-back): more than PostgreSQL's default 100
+        self.cluster = PostgresCluster(self.work / "pg", free_port(), durable=False,
+                                       max_connections=400)
         self.cluster.start()
         db.migrate(self.cluster.dsn)
         db.run_script(self.cluster.dsn, ROOT / "sql" / "dataset.sql",

@@ -59,7 +59,9 @@ def kamcmd(ctl: str | Path, *args: str, timeout: float | None = None) -> str:
 class PostgresCluster:
     """A PostgreSQL 15 cluster private to the project, run as the postgres user."""
 
-    def __init__(self, state_dir: str | Path, port: int, durable: bool = True):
+    def __init__(self, state_dir: str | Path, port: int, durable: bool = True,
+                 max_connections: int | None = None):
+        self.max_connections = max_connections
         self.state_dir = Path(state_dir)
         self.data = self.state_dir / "pgdata"
         self.socket_dir = self.state_dir / "run"
@@ -103,6 +105,8 @@ class PostgresCluster:
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
         if not self.durable:  # throwaway test clusters: no fsync
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        if self.max_connections:
+            options += f" -c max_connections={self.max_connections}"
         _run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
               "-w", "-t", "60", "start"], f"PostgreSQL start (log {self.log})", user="postgres")
         exists = _run(["psql", "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres",
