@@ -16,8 +16,10 @@ import psycopg2
 import pytest
 
 from kemi.directory import Directory
+from kemi.masking import Keys, Masker
+from harness.sipp import Check, literal
 
-from .conftest import SIM_IP, TRUNK_IP, TRUNK_PORT
+from .conftest import MASK_KEYS, SIM_IP, TRUNK_IP, TRUNK_PORT, demo_password
 from .test_inbound_e2e import BORIS, IVAN, SOCHI_DID, answering_sim, call_from_trunk, shows_client
 from .test_outbound_e2e import carrier, sim_calls, sim_refused
 from .test_records_e2e import records
@@ -158,3 +160,29 @@ def test_a_client_who_never_answered_is_not_sticky(stack, sipp, silent, sochi_st
     assert query(stack, "SELECT count(*) FROM sticky_relation WHERE client = %s",
                  (client,)) == [(0,)]
     rings_first(sipp, silent, client, (IVAN, IVAN_PORT), BORIS_PORT)
+
+
+def test_a_masked_client_dialled_by_token_calls_back_to_boris(stack, sipp, silent, sochi_sticky,
+                                                              both_registered):
+    """Sochi masks: Boris sees the client as a token and dials the token; the record keeps the
+    real number, so the relation is the client's, and the client's call back rings Boris first
+    (showing him the same token)."""
+    client = "+79895550107"
+    sochi_sticky("UPDATE district SET mask_numbers = true WHERE name = 'Sochi'",
+                 "UPDATE district SET mask_numbers = NULL WHERE name = 'Sochi'")
+    company, = query(stack, "SELECT company_id FROM district WHERE name = 'Sochi'")[0]
+    token = Masker(Keys.parse(MASK_KEYS)).mask(client, company)
+    workers_caught_up()
+    far = sipp("masked_outbound", "trunk_uas.xml", local_ip=TRUNK_IP, local_port=TRUNK_PORT,
+               keys={"number": client}, checks=(Check("To", f"<sip:{literal(client)}@"),)).start()
+    sipp("masked_outbound", "sim_uac.xml", local_ip=SIM_IP, local_port=5300, service=BORIS,
+         auth=(BORIS, demo_password(BORIS)),
+         keys={"realm": stack.config.realm, "called": token}).run()
+    far.succeeded()
+    sticky_to(stack, client, "Boris")
+    quiet = silent(SIM_IP, IVAN_PORT)
+    boris = answering_sim(sipp, BORIS_PORT, (Check("From", f"<sip:{literal(token)}@"),), sim=BORIS)
+    call_from_trunk(sipp, SOCHI_DID, caller=client).run()
+    boris.succeeded()
+    assert quiet.received() == [], "Ivan rang"
+    quiet.close()
