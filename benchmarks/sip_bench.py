@@ -244,24 +244,13 @@ class Bench:
                       {"pbx.realm": Config().realm, "pbx.districts": str(self.plan.districts),
                        "pbx.dids_per_district": "4", "pbx.managers_per_district": "2"})
         # python-masked: the same data, the company masking, in a database of its own
-        self.masked_dsn = self.cluster.dsn.replace("dbname=pbx", "dbname=pbx_masked")
-        admin = psycopg2.connect(self.cluster.dsn.replace("dbname=pbx", "dbname=postgres"))
-        admin.autocommit = True
-        admin.cursor().execute("CREATE DATABASE pbx_masked TEMPLATE pbx")
-        admin.close()
+        self.masked_dsn = self.database_copy("pbx_masked", "UPDATE company SET mask_numbers = true")
         with psycopg2.connect(self.masked_dsn) as masked, masked.cursor() as cur:
-            cur.execute("UPDATE company SET mask_numbers = true RETURNING id")
+            cur.execute("SELECT id FROM company")
             company_id = cur.fetchone()[0]
         masked.close()
         # python-no-sticky: the same data, sticky off, in a database of its own
-        self.unsticky_dsn = self.cluster.dsn.replace("dbname=pbx", "dbname=pbx_unsticky")
-        admin = psycopg2.connect(self.cluster.dsn.replace("dbname=pbx", "dbname=postgres"))
-        admin.autocommit = True
-        admin.cursor().execute("CREATE DATABASE pbx_unsticky TEMPLATE pbx")
-        admin.close()
-        with psycopg2.connect(self.unsticky_dsn) as unsticky, unsticky.cursor() as cur:
-            cur.execute("UPDATE company SET sticky = false")
-        unsticky.close()
+        self.unsticky_dsn = self.database_copy("pbx_unsticky", "UPDATE company SET sticky = false")
         (self.work / "bench.keys").write_text(BENCH_KEYS)
         self.sims = [r["username"] for r in db.Database(self.cluster.dsn).query("perf_sims")]
         dids = [r["number"] for r in db.Database(self.cluster.dsn).query("perf_dids")]
@@ -458,6 +447,19 @@ class Bench:
             for relay in self.relays:
                 relay.stop()
         return runs
+
+    def database_copy(self, name: str, change: str) -> str:
+        """A copy of the bench's database (CREATE DATABASE ... TEMPLATE) with one change made:
+        its DSN."""
+        admin = psycopg2.connect(self.cluster.dsn.replace("dbname=pbx", "dbname=postgres"))
+        admin.autocommit = True
+        admin.cursor().execute(f"CREATE DATABASE {name} TEMPLATE pbx")
+        admin.close()
+        dsn = self.cluster.dsn.replace("dbname=pbx", f"dbname={name}")
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute(change)
+        conn.close()
+        return dsn
 
     def sticky_share(self) -> str:
         """Of the inbound calls on record in the main database, those routed sticky."""

@@ -5,10 +5,13 @@ rejoining, a single node restarted, and a routing change used by both within a s
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -273,3 +276,45 @@ def test_a_routing_change_is_used_by_every_node_within_a_second(cluster, sipp, r
         load.succeeded(60)
     boris.succeeded(60)
     assert ivan.received() == []
+
+
+# -- the dmq bus is the peers' only ----------------------------------------------------------
+
+def forged_registration(source: tuple[str, int], node: Node, port: int, contact: str) -> None:
+    """A dmq_usrloc update (KDMQ, its JSON contact) saying IVAN is at contact, from source."""
+    now = int(time.time())
+    body = json.dumps({"action": 1, "aor": IVAN, "ruid": f"forged-{uuid.uuid4().hex}",
+                       "c": contact, "received": "", "path": "", "callid": "forged",
+                       "user_agent": "forged", "instance": "", "expires": now + 600, "cseq": 1,
+                       "flags": 0, "cflags": 0, "q": -1, "last_modified": now, "methods": -1,
+                       "reg_id": 0, "server_id": 0})
+    message = "\r\n".join([
+        f"KDMQ sip:usrloc@{node.addr}:{port} SIP/2.0",
+        f"Via: SIP/2.0/UDP {source[0]}:{source[1]};branch=z9hG4bK{uuid.uuid4().hex[:16]}",
+        "Max-Forwards: 1", f"From: <sip:usrloc@{source[0]}>;tag={uuid.uuid4().hex[:8]}",
+        f"To: <sip:usrloc@{node.addr}>", f"Call-ID: {uuid.uuid4().hex}", "CSeq: 1 KDMQ",
+        "Content-Type: application/json", f"Content-Length: {len(body)}", "", body])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(source)
+        sock.sendto(message.encode(), (node.addr, port))
+
+
+def test_only_a_peer_can_put_a_registration_on_the_bus(cluster):
+    """A stranger's KDMQ, on the cluster port or the SIP port, would aim a SIM's calls at its
+    address: dropped. The same message from the peer's address is taken (so that the forgery
+    is one Kamailio would have obeyed)."""
+    a = cluster[NODE_A]
+    stranger = ("127.0.0.64", 5998)
+    forged = {port: f"sip:{IVAN}@127.0.0.66:{5990 + i}"
+              for i, port in enumerate((CLUSTER_PORT, PROXY_PORT))}
+    try:
+        for port, contact in forged.items():
+            forged_registration(stranger, a, port, contact)
+        time.sleep(1.0)
+        held = [c for _, c, _ in a.registrations((IVAN,))]
+        assert not any(c in held for c in forged.values()), held
+        from_peer = f"sip:{IVAN}@127.0.0.66:5999"
+        forged_registration((NODE_B, 5997), a, CLUSTER_PORT, from_peer)
+        until(lambda: from_peer in [c for _, c, _ in a.registrations((IVAN,))], timeout=2)
+    finally:
+        a.proxy.rpc("ul.rm", "location", "s:" + IVAN)

@@ -25,6 +25,17 @@ def walkthrough(mark: str = "runs these lines verbatim") -> list[str]:
     return [line for line in block.replace("\\\n", " ").splitlines() if line.strip()]
 
 
+def run_block(mark: str, env: dict[str, str]) -> dict[str, str]:
+    """Each line of the block after mark, run in bash: its stdout by the line (comment cut)."""
+    shown = {}
+    for line in walkthrough(mark):
+        done = subprocess.run(["bash", "-c", line], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (line, done.stderr)
+        shown[line.split("#")[0].strip()] = done.stdout
+    return shown
+
+
 @pytest.fixture
 def empty_dsn(stack):
     admin = psycopg2.connect(stack.dsn)
@@ -58,12 +69,7 @@ def test_the_walkthrough_works_verbatim_from_an_empty_database(empty_dsn, stack)
     # Masked client numbers, on the same company: keys made, masking on, rotated.
     keys = Path(stack.config.state_dir) / "readme-mask.keys"
     env["PBX_MASK_KEYS_FILE"] = str(keys)
-    shown = {}
-    for line in walkthrough("runs these masking lines verbatim"):
-        done = subprocess.run(["bash", "-c", line], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=60)
-        assert done.returncode == 0 and "Traceback" not in done.stderr, (line, done.stderr)
-        shown[line.split("#")[0].strip()] = done.stdout
+    shown = run_block("runs these masking lines verbatim", env)
     token = shown['./pbxctl mask --company "Kuban Realty" 89891234567'].split()[-1]
     assert re.fullmatch(r"\+280[0-9]{15}", token)  # made with key 0
     assert token in shown["./pbxctl explain --from 89891234567 --to 88622550101"]
@@ -71,12 +77,7 @@ def test_the_walkthrough_works_verbatim_from_an_empty_database(empty_dsn, stack)
     assert [line.split()[0] for line in keys.read_text().splitlines()
             if line.strip() and not line.startswith("#")] == ["1"]  # 0 retired
     # Sticky manager, on the same company: settings, the district's window, explain's reason.
-    said = {}
-    for line in walkthrough("runs these sticky lines verbatim"):
-        done = subprocess.run(["bash", "-c", line], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=60)
-        assert done.returncode == 0 and "Traceback" not in done.stderr, (line, done.stderr)
-        said[line.split("#")[0].strip()] = done.stdout
+    said = run_block("runs these sticky lines verbatim", env)
     assert "14 days" in said['./pbxctl district list --company "Kuban Realty"']
     assert re.search(r"sticky\s+no: no answered call of this client",
                      said["./pbxctl explain --from 89891234567 --to 88622550101"])

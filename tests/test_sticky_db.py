@@ -18,6 +18,7 @@ from kemi.config import ROOT
 from kemi.db import Database
 from kemi.directory import Directory
 
+from .test_directory import Counting
 from .test_records import _admin, _dsn, cluster, sql  # noqa: F401  (cluster: a fixture)
 
 SOCHI_DID = "+78622550101"
@@ -184,16 +185,6 @@ def test_the_upgrade_keeps_relations_of_records_made_before_it(template):
 
 
 # -- a worker's Directory follows the relations ---------------------------------------------
-
-class Counting(Database):
-    def __init__(self, dsn):
-        super().__init__(dsn, listen=True)
-        self.asked: list[str] = []
-
-    def query_tuples(self, name, *args, **kw):
-        self.asked.append(name)
-        return super().query_tuples(name, *args, **kw)
-
 
 def until(directory, condition, what, within=1.0):
     deadline = time.monotonic() + within
